@@ -1,0 +1,151 @@
+"""Recognise and validate an uploaded file: which CorreLi dataset kind it is, and is it sound.
+
+``sniff(path)`` looks at the file's content (never only its name), dispatches to the validator
+of its format family and returns a :class:`FileInfo`. A file that claims a format but breaks
+it raises :class:`~analysis_engine.errors.EngineInputError` with a message a scientist can act
+on; the platform then keeps the file with status ``rejected`` and that message.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import h5py
+
+from analysis_engine.errors import EngineInputError
+
+__all__ = ["FileInfo", "sniff", "DATASET_KINDS"]
+
+DATASET_KINDS = (
+    "xct_projections",
+    "xct_reconstruction",
+    "xcs_events",
+    "xcs_frames",
+    "xcs_spectra",
+    "eis",
+    "cycling",
+    "image",
+    "other",
+)
+
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+TIFF_SIGNATURES = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    """What a file is: its dataset ``kind``, a ``format`` label and format-specific facts."""
+
+    kind: str
+    format: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+def sniff(path: str | os.PathLike, *, expected_kind: str | None = None) -> FileInfo:
+    """Detect and validate the format of ``path``.
+
+    Parameters
+    ----------
+    path
+        The file to inspect. Only headers and small metadata are read, so multi-GB files are
+        fine.
+    expected_kind
+        The kind the uploader declared, if any. A file whose content is another kind raises.
+
+    Raises
+    ------
+    EngineInputError
+        Empty, truncated or unrecognised files, or a file that breaks its format's contract.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise EngineInputError(f"file not found: {p.name}")
+    if p.stat().st_size == 0:
+        raise EngineInputError(f"{p.name} is empty")
+    with open(p, "rb") as fh:
+        head = fh.read(512)
+
+    if head.startswith(HDF5_SIGNATURE):
+        info = _sniff_hdf5(p)
+    elif head[:4] in TIFF_SIGNATURES:
+        info = _sniff_tiff(p)
+    elif p.suffix.lower() in {".csv", ".txt", ".tsv"} or _looks_like_text(head):
+        from analysis_engine.io.tables import inspect_table
+
+        info = inspect_table(p, expected_kind=expected_kind)
+    elif p.suffix.lower() in {".h5", ".hdf5", ".nxs", ".hdf"}:
+        raise EngineInputError(
+            f"{p.name} is named like HDF5 but does not start with the HDF5 signature "
+            "(truncated during transfer, or not HDF5?)"
+        )
+    else:
+        info = FileInfo(kind="other", format="unknown", metadata={})
+
+    if expected_kind and expected_kind not in {"other", info.kind}:
+        raise EngineInputError(
+            f"{p.name} was uploaded as {expected_kind} but its content is {info.kind} "
+            f"({info.format})"
+        )
+    return info
+
+
+def _looks_like_text(head: bytes) -> bool:
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return b"\x00" not in head
+
+
+def _sniff_hdf5(p: Path) -> FileInfo:
+    try:
+        with h5py.File(p, "r") as f:
+            names = set(f.keys())
+            has_nxtomo = "entry" in f and isinstance(f.get("entry/data/data"), h5py.Dataset)
+            has_recon = isinstance(f.get("entry/reconstruction/data"), h5py.Dataset)
+    except OSError as exc:
+        raise EngineInputError(f"{p.name} cannot be read as HDF5 (truncated?): {exc}") from None
+
+    if "events" in names:
+        from analysis_engine.io.hexitec import inspect_events
+
+        return FileInfo("xcs_events", "hexitec-events", inspect_events(p))
+    if "raw_frames" in names:
+        from analysis_engine.io.hexitec import inspect_frames
+
+        return FileInfo("xcs_frames", "hexitec-frames", inspect_frames(p))
+    if "pixel_histograms" in names:
+        from analysis_engine.io.spectra import inspect_spectra
+
+        return FileInfo("xcs_spectra", "correli-spectra", inspect_spectra(p))
+    if has_recon:
+        from analysis_engine.io.nxtomo import inspect_reconstruction
+
+        return FileInfo("xct_reconstruction", "correli-reconstruction", inspect_reconstruction(p))
+    if has_nxtomo:
+        from analysis_engine.io.nxtomo import inspect_nxtomo
+
+        return FileInfo("xct_projections", "nxtomo", inspect_nxtomo(p))
+    raise EngineInputError(
+        f"{p.name} is HDF5 but matches no known layout: expected /events (HEXITEC events), "
+        "/raw_frames (HEXITEC frames), /pixel_histograms (spectra), /entry/data/data (NXtomo) "
+        f"or /entry/reconstruction/data; found top-level {sorted(names)[:8]}"
+    )
+
+
+def _sniff_tiff(p: Path) -> FileInfo:
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(p) as tif:
+            series = tif.series[0]
+            shape, dtype = tuple(series.shape), str(series.dtype)
+    except Exception as exc:  # tifffile raises several unrelated types
+        raise EngineInputError(f"{p.name} is not a readable TIFF: {exc}") from None
+    if len(shape) < 2 or min(shape) == 0:
+        raise EngineInputError(f"{p.name}: TIFF has no image data (shape {shape})")
+    kind = "xct_reconstruction" if len(shape) == 3 else "image"
+    return FileInfo(kind, "tiff", {"shape": list(shape), "dtype": dtype})
