@@ -15,6 +15,7 @@ __all__ = [
     "pz_from_energy",
     "dpz_denergy",
     "energy_from_pz",
+    "klein_nishina_factor",
 ]
 
 ELECTRON_REST_ENERGY_KEV = 510.99895
@@ -83,3 +84,38 @@ def energy_from_pz(
             energy, incident_kev=incident_kev, angle_deg=angle_deg
         )
     return energy
+
+
+def klein_nishina_factor(
+    energy_kev: ArrayLike, *, incident_kev: float = 115.0, angle_deg: float = 90.0
+) -> np.ndarray:
+    """Klein-Nishina cross-section at scattered energy ``energy_kev``, relative to the Compton line.
+
+    Paper Eq. 5 uses ``dsigma_KN / dOmega = (r_e^2 / 2) r^2 (r + 1/r - sin^2 theta)`` with
+    ``r = E2 / E1``. Evaluated at the actual scattered energy E2 of a Doppler-broadened photon
+    it is the slowly varying factor between counts and the Compton profile
+    (``N(E2) dE2 = factor(E2) J(p_z) dp_z``). Normalised to 1 at :func:`compton_energy_kev`, so
+    correcting by it changes the shape of J(p_z) across the peak but not its scale.
+
+    Parameters
+    ----------
+    energy_kev : array_like
+        Scattered photon energies E2 in keV, any shape.
+    incident_kev, angle_deg : float
+        Incident energy E1 (keV) and scattering angle theta (degrees).
+
+    Returns
+    -------
+    numpy.ndarray
+        Dimensionless factor, same shape as ``energy_kev``.
+    """
+    e1 = float(incident_kev)
+    sin2 = np.sin(np.deg2rad(angle_deg)) ** 2
+
+    def cross_section(e2: np.ndarray | float) -> np.ndarray:
+        r = np.asarray(e2, dtype=np.float64) / e1
+        return r**2 * (r + 1.0 / r - sin2)
+
+    return cross_section(np.asarray(energy_kev, dtype=np.float64)) / cross_section(
+        compton_energy_kev(incident_kev, angle_deg)
+    )

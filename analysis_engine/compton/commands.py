@@ -1,0 +1,380 @@
+"""The ``compton`` command: per-pixel spectra to S-parameter and Li stoichiometry maps.
+
+``python -m analysis_engine compton IN.h5 -o OUT.h5 [--incident-kev 115] [--angle-deg 90]
+[--calibration A,B] [--attenuation F] [--mask FILE]`` (see CONTRACTS.md). The work is done by
+:func:`run_compton`, which the platform's Celery task calls as well.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from analysis_engine.compton.calibration import (
+    DEFAULT_CALIBRATION,
+    LinearCalibration,
+    fit_calibration,
+    parse_calibration,
+)
+from analysis_engine.compton.kinematics import compton_energy_kev, energy_from_pz
+from analysis_engine.compton.peakfit import fit_compton_peaks
+from analysis_engine.compton.profile import (
+    DEFAULT_HIGH_WINDOW_AU,
+    DEFAULT_LOW_WINDOW_AU,
+    FLAG_DESCRIPTIONS,
+    FLAG_OUTSIDE_MASK,
+    compton_profile,
+    s_parameter,
+)
+from analysis_engine.errors import EngineInputError
+
+__all__ = ["register", "run_compton"]
+
+Progress = Callable[[float, str], None]
+
+
+def _check_signed_counts(path: str | os.PathLike) -> None:
+    """Reject negative counts before they are cast to uint32 by the spectra reader."""
+    from analysis_engine.io.common import open_hdf5
+
+    with open_hdf5(path, what="spectra file") as f:
+        cube = f.get("pixel_histograms")
+        if cube is None or cube.dtype.kind != "i":
+            return
+        for row in range(cube.shape[0]):
+            if np.min(cube[row]) < 0:
+                raise EngineInputError(
+                    "spectra contain negative counts in /pixel_histograms; expected counts "
+                    "per bin >= 0"
+                )
+
+
+def _mask_array(mask: Any, shape: tuple[int, int]) -> np.ndarray:
+    if mask is None:
+        return np.ones(shape, dtype=bool)
+    if isinstance(mask, str | os.PathLike):
+        from analysis_engine.io.common import read_array
+
+        mask = read_array(mask)
+    arr = np.asarray(mask)
+    if arr.ndim == 3 and arr.shape[0] == 1:
+        arr = arr[0]
+    if arr.shape != shape:
+        raise EngineInputError(
+            f"mask has shape {arr.shape} but the spectra have {shape[0]} x {shape[1]} pixels; "
+            "expected a 2D mask on the Compton pixel grid (nonzero = inside)"
+        )
+    return arr != 0
+
+
+def _as_calibration(calibration: Any) -> LinearCalibration:
+    if calibration is None:
+        return DEFAULT_CALIBRATION
+    if isinstance(calibration, LinearCalibration):
+        return calibration
+    if isinstance(calibration, str):
+        return parse_calibration(calibration)
+    try:
+        a, b = (float(v) for v in calibration)
+    except (TypeError, ValueError):
+        raise EngineInputError(
+            "calibration must be (intercept, slope) of S = A + B (1 - x)"
+        ) from None
+    return LinearCalibration(a, b)
+
+
+def run_compton(
+    input_path: str | os.PathLike,
+    output_path: str | os.PathLike,
+    *,
+    incident_kev: float = 115.0,
+    angle_deg: float = 90.0,
+    calibration: LinearCalibration | tuple[float, float] | str | None = None,
+    attenuation: float = 1.0,
+    mask: str | os.PathLike | np.ndarray | None = None,
+    low_window_au: tuple[float, float] = DEFAULT_LOW_WINDOW_AU,
+    high_window_au: tuple[float, float] = DEFAULT_HIGH_WINDOW_AU,
+    klein_nishina: bool = False,
+    min_counts: float = 100.0,
+    fit_peaks: bool = True,
+    eta: float | None = None,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """S-parameter, Li stoichiometry and Compton peak maps from per-pixel spectra.
+
+    Parameters
+    ----------
+    input_path : path
+        Spectra file as written by ``events`` (``/energy_bins``, ``/pixel_histograms``).
+    output_path : path
+        HDF5 file to write (atomically): ``/s_parameter``, ``/s_parameter_sigma``,
+        ``/li_stoichiometry``, ``/li_stoichiometry_sigma``, ``/peak_center_kev``,
+        ``/peak_fwhm_kev`` (+ ``_sigma``), ``/peak_area``, ``/compton_counts``, ``/flags``
+        (rows x cols, NaN outside the mask or where flagged), ``/mask``,
+        ``/profile/pz_au``, ``/profile/j``, ``/profile/j_sigma``, ``/profile/energy_kev``
+        (J(p_z) of the summed in-mask spectrum, area 1 over |p_z| < 5 a.u.),
+        ``/summed_spectrum``, ``/energy_bins``.
+    incident_kev, angle_deg : float
+        Beam energy (keV) and scattering angle (deg) for Eq. 6.
+    calibration : LinearCalibration, (A, B), "A,B" or None
+        ``S = A + B (1 - x)``; default the paper's Table 2 fit, 0.650 + 2.309 (1 - x).
+    attenuation : float
+        Per-region attenuation correction factor multiplying S (paper: 1.015, 1.010, 1.005
+        for regions 1-3) before calibration.
+    mask : path spec, array or None
+        (rows, cols) region mask, nonzero inside (e.g. the XCT cathode footprint of one depth
+        region); any ``read_array`` spec. Default: every pixel. Pixels marked in the file's
+        ``/bad_pixels`` are always excluded.
+    low_window_au, high_window_au : (float, float)
+        ``|p_z|`` windows of S_L and S_H (Eqs. 8-9).
+    klein_nishina : bool
+        Correct counts by the relative Klein-Nishina factor (Eq. 5). Off by default: the
+        paper's S values (and the default calibration) are from the spectra as measured.
+    min_counts : float
+        Pixels with fewer counts in the S windows are flagged and NaN (the peak fit uses
+        twice this in its +-6 keV window).
+    fit_peaks : bool
+        Fit the pseudo-Voigt per pixel (centre/FWHM maps); skip for speed.
+    eta : float, optional
+        Fixed Lorentz fraction for the peak fits; default fitted on the summed spectrum.
+    progress : callable(fraction, message), optional
+
+    Returns
+    -------
+    dict
+        Summary: ``s_total`` (S of the summed in-mask spectrum), ``s_total_sigma``,
+        ``li_total``, ``li_total_sigma``, ``s_mean``, ``s_std``, ``li_mean``, ``li_std``
+        (over valid pixels), ``pixels`` (in the mask), ``pixels_valid``, ``pixels_flagged``,
+        ``counts_total``, ``peak_center_kev``, ``peak_fwhm_kev`` (summed spectrum),
+        ``calibration``, ``attenuation``, windows and geometry.
+
+    Raises
+    ------
+    EngineInputError
+        Missing energy axis, energy range not covering the windows, negative counts, no
+        counts in the mask, a zero-slope calibration, bad mask or options.
+    """
+    from analysis_engine.io.common import write_hdf5
+    from analysis_engine.io.spectra import read_spectra
+
+    def report(fraction: float, message: str) -> None:
+        if progress is not None:
+            progress(fraction, message)
+
+    if not (np.isfinite(attenuation) and attenuation > 0):
+        raise EngineInputError(f"attenuation correction factor must be > 0, got {attenuation}")
+    if not (0.0 < angle_deg <= 180.0) or not (incident_kev > 0):
+        raise EngineInputError(
+            f"need incident energy > 0 keV and 0 < angle <= 180 deg, got {incident_kev} keV, "
+            f"{angle_deg} deg"
+        )
+    calib = _as_calibration(calibration)
+    kw = {"incident_kev": incident_kev, "angle_deg": angle_deg}
+    windows = {"low_window_au": tuple(low_window_au), "high_window_au": tuple(high_window_au)}
+
+    report(0.0, "reading spectra")
+    _check_signed_counts(input_path)
+    energy, cube, attrs = read_spectra(input_path)
+    rows, cols, _ = cube.shape
+    inside = _mask_array(mask, (rows, cols))
+    bad = attrs.get("bad_pixels")
+    if isinstance(bad, np.ndarray) and bad.shape == inside.shape:
+        inside &= ~bad
+    if not inside.any():
+        raise EngineInputError("the mask selects no pixels of the spectra")
+
+    report(0.15, "S-parameter per pixel")
+    smap = s_parameter(
+        cube, energy, klein_nishina=klein_nishina, min_counts=min_counts, **windows, **kw
+    )
+    if not np.any(smap.window_counts[inside] > 0):
+        raise EngineInputError(
+            "all pixels in the mask have zero counts in the Compton windows "
+            f"({energy_from_pz(-high_window_au[1], **kw):.2f}-"
+            f"{energy_from_pz(high_window_au[1], **kw):.2f} keV): nothing to analyse"
+        )
+    summed = cube[inside].sum(axis=0, dtype=np.float64)
+    total = s_parameter(
+        summed, energy, klein_nishina=klein_nishina, min_counts=1.0, **windows, **kw
+    )
+    profile = compton_profile(
+        summed, energy, klein_nishina=klein_nishina, high_window_au=high_window_au, **kw
+    )
+
+    flags = smap.flags.copy()
+    flags[~inside] |= FLAG_OUTSIDE_MASK
+    s_map = np.where(inside, smap.s, np.nan) * attenuation
+    s_sigma = np.where(inside, smap.s_sigma, np.nan) * attenuation
+    li_map = calib.stoichiometry(s_map)
+    li_sigma = calib.stoichiometry_sigma(s_sigma)
+    counts_map = np.where(inside, smap.window_counts, np.nan)
+    s_total = float(total.s) * attenuation
+    s_total_sigma = float(total.s_sigma) * attenuation
+
+    datasets: dict[str, Any] = {
+        "/s_parameter": s_map.astype(np.float32),
+        "/s_parameter_sigma": s_sigma.astype(np.float32),
+        "/li_stoichiometry": li_map.astype(np.float32),
+        "/li_stoichiometry_sigma": li_sigma.astype(np.float32),
+        "/compton_counts": counts_map.astype(np.float32),
+        "/mask": inside.astype(np.uint8),
+        "/profile/pz_au": profile.pz_au,
+        "/profile/j": profile.j,
+        "/profile/j_sigma": profile.j_sigma,
+        "/profile/energy_kev": profile.energy_kev,
+        "/summed_spectrum": summed,
+        "/energy_bins": energy,
+    }
+    peak_summary: dict[str, float | None] = {"peak_center_kev": None, "peak_fwhm_kev": None}
+    nan_map = np.full((rows, cols), np.nan, dtype=np.float32)
+    if fit_peaks:
+        report(0.35, f"fitting the Compton peak in {int(inside.sum())} pixels")
+        single = fit_compton_peaks(summed, energy, eta=eta, min_counts=1.0, **kw)
+        if single.flags == 0:
+            peak_summary = {
+                "peak_center_kev": float(single.center_kev),
+                "peak_fwhm_kev": float(single.fwhm_kev),
+                "peak_eta": float(single.eta),
+            }
+        fits = fit_compton_peaks(cube[inside], energy, eta=eta, min_counts=2.0 * min_counts, **kw)
+        for name, values in (
+            ("/peak_center_kev", fits.center_kev),
+            ("/peak_center_sigma_kev", fits.center_sigma_kev),
+            ("/peak_fwhm_kev", fits.fwhm_kev),
+            ("/peak_fwhm_sigma_kev", fits.fwhm_sigma_kev),
+            ("/peak_area", fits.area),
+            ("/peak_area_sigma", fits.area_sigma),
+        ):
+            full = nan_map.copy()
+            full[inside] = values
+            datasets[name] = full
+        flags[inside] |= fits.flags
+    else:
+        datasets["/peak_center_kev"] = nan_map
+        datasets["/peak_fwhm_kev"] = nan_map
+    datasets["/flags"] = flags
+
+    valid = inside & np.isfinite(s_map)
+    summary: dict[str, Any] = {
+        "s_total": s_total,
+        "s_total_sigma": s_total_sigma,
+        "li_total": float(calib.stoichiometry(s_total)),
+        "li_total_sigma": float(calib.stoichiometry_sigma(s_total_sigma)),
+        "s_mean": float(np.mean(s_map[valid])) if valid.any() else None,
+        "s_std": float(np.std(s_map[valid])) if valid.any() else None,
+        "li_mean": float(np.mean(li_map[valid])) if valid.any() else None,
+        "li_std": float(np.std(li_map[valid])) if valid.any() else None,
+        "pixels": int(inside.sum()),
+        "pixels_valid": int(valid.sum()),
+        "pixels_flagged": int(np.count_nonzero(flags[inside])),
+        "counts_total": float(np.nansum(counts_map)),
+        **peak_summary,
+        "calibration": calib.as_dict(),
+        "attenuation": float(attenuation),
+        "incident_kev": float(incident_kev),
+        "angle_deg": float(angle_deg),
+        "compton_line_kev": compton_energy_kev(incident_kev, angle_deg),
+        "low_window_au": list(low_window_au),
+        "high_window_au": list(high_window_au),
+        "klein_nishina": bool(klein_nishina),
+    }
+    report(0.9, "writing results")
+    write_hdf5(
+        output_path,
+        datasets,
+        attrs={
+            "/": {
+                **{k: v for k, v in summary.items() if v is not None},
+                "s_definition": "measured: S_L/S_H from the spectra as recorded (detector "
+                "resolution included), times the attenuation factor",
+                "flag_bits": {str(k): v for k, v in FLAG_DESCRIPTIONS.items()},
+                "source_file": os.path.basename(str(input_path)),
+            }
+        },
+    )
+    report(1.0, "done")
+    return summary
+
+
+def _pair(text: str) -> tuple[float, float]:
+    try:
+        lo, hi = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected two numbers LO,HI, got {text!r}") from None
+    return lo, hi
+
+
+def _calibration_points(text: str) -> LinearCalibration:
+    try:
+        pairs = [tuple(float(v) for v in item.split(":")) for item in text.split(",")]
+        s, li = zip(*pairs, strict=True)
+    except ValueError:
+        raise EngineInputError(
+            f"--calibration-points expects S:1-x pairs separated by commas, got {text!r}"
+        ) from None
+    return fit_calibration(s, li, source="fitted from --calibration-points")
+
+
+def _handle(args: argparse.Namespace) -> dict[str, Any]:
+    from analysis_engine.cli import progress
+
+    if args.calibration and args.calibration_points:
+        raise EngineInputError("give either --calibration or --calibration-points, not both")
+    calibration: Any = args.calibration
+    if args.calibration_points:
+        calibration = _calibration_points(args.calibration_points)
+    return run_compton(
+        args.input,
+        args.output,
+        incident_kev=args.incident_kev,
+        angle_deg=args.angle_deg,
+        calibration=calibration,
+        attenuation=args.attenuation,
+        mask=args.mask,
+        low_window_au=args.low_window,
+        high_window_au=args.high_window,
+        klein_nishina=args.klein_nishina,
+        min_counts=args.min_counts,
+        fit_peaks=not args.no_peak_fit,
+        eta=args.eta,
+        progress=lambda fraction, message: progress(message, fraction),
+    )
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``compton`` command to the engine's command line."""
+    p = subparsers.add_parser(
+        "compton",
+        help="S-parameter and Li stoichiometry maps from per-pixel spectra",
+        description="Compton profiles, S-parameter (Eqs. 6-9) and Li stoichiometry maps from "
+        "the per-pixel spectra written by 'events'.",
+    )
+    p.add_argument("input", help="spectra HDF5 (/energy_bins, /pixel_histograms)")
+    p.add_argument("-o", "--output", required=True, help="output HDF5 file")
+    p.add_argument("--incident-kev", type=float, default=115.0)
+    p.add_argument("--angle-deg", type=float, default=90.0)
+    p.add_argument(
+        "--calibration",
+        default=None,
+        help="A,B meaning S = A + B (1 - x); default 0.650,2.309 (paper Table 2 fit)",
+    )
+    p.add_argument(
+        "--calibration-points",
+        default=None,
+        help="fit the calibration from S:1-x pairs, e.g. 0.88:0.10,2.40:0.76",
+    )
+    p.add_argument("--attenuation", type=float, default=1.0, help="factor multiplying S")
+    p.add_argument(
+        "--mask", default=None, help="2D mask (file.h5:/path, .npy, .tif), nonzero inside"
+    )
+    p.add_argument("--low-window", type=_pair, default=DEFAULT_LOW_WINDOW_AU, metavar="LO,HI")
+    p.add_argument("--high-window", type=_pair, default=DEFAULT_HIGH_WINDOW_AU, metavar="LO,HI")
+    p.add_argument("--klein-nishina", action="store_true", help="correct by the KN factor (Eq. 5)")
+    p.add_argument("--min-counts", type=float, default=100.0)
+    p.add_argument("--no-peak-fit", action="store_true", help="skip the per-pixel peak fits")
+    p.add_argument("--eta", type=float, default=None, help="fixed Lorentz fraction of the fit")
+    p.set_defaults(func=_handle)
