@@ -1,0 +1,98 @@
+from django.http import FileResponse, Http404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
+from projects.permissions import ProjectScopedQuerysetMixin
+from rest_framework import viewsets
+from rest_framework.decorators import action
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+
+from catalogue.api.serializers import (
+    BeamtimeSerializer,
+    CellSerializer,
+    ChargeStateSerializer,
+    DatasetSerializer,
+    SampleSerializer,
+)
+from catalogue.filtersets import (
+    BeamtimeFilterSet,
+    CellFilterSet,
+    ChargeStateFilterSet,
+    DatasetFilterSet,
+    SampleFilterSet,
+)
+from catalogue.models import Beamtime, Cell, ChargeState, Dataset, DatasetStatus, Sample
+from catalogue.services import validate_dataset_file
+
+
+class SampleViewSet(ProjectScopedQuerysetMixin, viewsets.ModelViewSet):
+    """Electrodes. Deleting one that cells are built from answers 409."""
+
+    queryset = Sample.objects.all()
+    serializer_class = SampleSerializer
+    filterset_class = SampleFilterSet
+    ordering_fields = ["name", "material", "thickness_um", "created_at"]
+
+
+class CellViewSet(ProjectScopedQuerysetMixin, viewsets.ModelViewSet):
+    """Coin cells. Deleting one with charge states or datasets answers 409."""
+
+    queryset = Cell.objects.select_related("cathode")
+    serializer_class = CellSerializer
+    filterset_class = CellFilterSet
+    ordering_fields = ["name", "assembly_date", "created_at"]
+
+
+class ChargeStateViewSet(ProjectScopedQuerysetMixin, viewsets.ModelViewSet):
+    queryset = ChargeState.objects.select_related("cell")
+    serializer_class = ChargeStateSerializer
+    filterset_class = ChargeStateFilterSet
+    ordering_fields = ["cycle_number", "recorded_at", "created_at"]
+
+
+class BeamtimeViewSet(ProjectScopedQuerysetMixin, viewsets.ModelViewSet):
+    queryset = Beamtime.objects.all()
+    serializer_class = BeamtimeSerializer
+    filterset_class = BeamtimeFilterSet
+    ordering_fields = ["start_date", "facility", "created_at"]
+
+
+class DatasetViewSet(ProjectScopedQuerysetMixin, viewsets.ModelViewSet):
+    """Data files with their checksum, format status and catalogue links."""
+
+    queryset = Dataset.objects.select_related("cell", "charge_state", "beamtime")
+    serializer_class = DatasetSerializer
+    filterset_class = DatasetFilterSet
+    parser_classes = [JSONParser, MultiPartParser, FormParser]
+    ordering_fields = ["created_at", "name", "size", "kind"]
+
+    def perform_create(self, serializer):
+        self.check_project_editable(serializer.validated_data.get("project"))
+        upload = serializer.validated_data.get("file")
+        extra = {"created_by": self.request.user}
+        if upload is not None:
+            extra["status"] = DatasetStatus.VALIDATING
+            if not serializer.validated_data.get("name"):
+                extra["name"] = upload.name
+        dataset = serializer.save(**extra)
+        if upload is not None:
+            validate_dataset_file(dataset)
+
+    def perform_destroy(self, instance):
+        stored = instance.file.name if instance.file else None
+        storage = instance.file.storage if instance.file else None
+        instance.delete()
+        if stored:
+            storage.delete(stored)
+
+    @extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY})
+    @action(detail=True, methods=["get"])
+    def download(self, request, pk=None):
+        """The stored file (404 for datasets outside your projects or without a file)."""
+        dataset = self.get_object()
+        if not dataset.file:
+            raise Http404("This dataset has no stored file.")
+        return FileResponse(
+            dataset.file.open("rb"),
+            as_attachment=True,
+            filename=dataset.file.name.rsplit("/", 1)[-1],
+        )

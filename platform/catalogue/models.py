@@ -1,0 +1,267 @@
+"""The experiment catalogue: electrodes (samples), coin cells, charge states, beamtimes, datasets.
+
+Every object has a direct ``project`` foreign key so that scoping is one join. Links between
+catalogue objects are RESTRICTed: deleting a sample that cells use, or a cell that datasets
+describe, is refused with a message instead of silently deleting data.
+"""
+
+from pathlib import PurePosixPath
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.urls import reverse
+from projects.models import Project
+
+from analysis_engine.io.sniff import DATASET_KINDS
+
+
+class ProjectObject(models.Model):
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    notes = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        abstract = True
+
+    url_name: str = ""
+
+    def get_absolute_url(self) -> str:
+        return reverse(f"catalogue:{self.url_name}_detail", args=[self.pk])
+
+    def _check_same_project(self, **links) -> None:
+        errors = {}
+        for field, obj in links.items():
+            if obj is not None and self.project_id and obj.project_id != self.project_id:
+                errors[field] = f"This {obj._meta.verbose_name} belongs to another project."
+        if errors:
+            raise ValidationError(errors)
+
+
+class FabricationMethod(models.TextChoices):
+    DIRECTIONAL_ICE_TEMPLATING = "dit", "Directional ice templating"
+    SLURRY_CASTING = "slurry", "Slurry casting"
+    OTHER = "other", "Other"
+
+
+class Sample(ProjectObject):
+    """An electrode, e.g. a directional-ice-templated NMC811 cathode 600 um thick."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="samples")
+    name = models.CharField(max_length=200)
+    material = models.CharField(max_length=100, help_text="Active material, e.g. NMC811")
+    fabrication_method = models.CharField(
+        max_length=16, choices=FabricationMethod.choices, default=FabricationMethod.OTHER
+    )
+    thickness_um = models.FloatField(
+        null=True, blank=True, validators=[MinValueValidator(0.0)], verbose_name="thickness (um)"
+    )
+    composition = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text="Mass ratios, e.g. NMC811:C65:PVDF 90:5:5",
+    )
+    mass_loading_mg_cm2 = models.FloatField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(0.0)],
+        verbose_name="mass loading (mg/cm2)",
+    )
+    nominal_porosity = models.FloatField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text="Volume fraction 0..1",
+    )
+
+    url_name = "sample"
+
+    class Meta:
+        ordering = ["project", "name", "pk"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Cell(ProjectObject):
+    """A coin cell built from a cathode sample."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="cells")
+    name = models.CharField(max_length=200)
+    format = models.CharField(max_length=50, default="CR2032")
+    cathode = models.ForeignKey(Sample, on_delete=models.RESTRICT, related_name="cells")
+    counter_electrode = models.CharField(max_length=100, blank=True, default="Li metal")
+    separator = models.CharField(max_length=100, blank=True)
+    electrolyte = models.CharField(max_length=200, blank=True)
+    assembly_date = models.DateField(null=True, blank=True)
+
+    url_name = "cell"
+
+    class Meta:
+        ordering = ["project", "name", "pk"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        self._check_same_project(cathode=getattr(self, "cathode", None))
+
+
+class ChargeStateKind(models.TextChoices):
+    PRISTINE = "pristine", "Pristine"
+    CHARGED = "charged", "Charged"
+    DISCHARGED = "discharged", "Discharged"
+    OTHER = "other", "Other"
+
+
+class ChargeState(ProjectObject):
+    """The electrochemical state of a cell when it was measured."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="charge_states")
+    cell = models.ForeignKey(Cell, on_delete=models.RESTRICT, related_name="charge_states")
+    state = models.CharField(
+        max_length=16, choices=ChargeStateKind.choices, default=ChargeStateKind.PRISTINE
+    )
+    cycle_number = models.PositiveIntegerField(default=0)
+    c_rate = models.FloatField(null=True, blank=True, validators=[MinValueValidator(0.0)])
+    voltage_min_v = models.FloatField(null=True, blank=True, verbose_name="lower voltage (V)")
+    voltage_max_v = models.FloatField(null=True, blank=True, verbose_name="upper voltage (V)")
+    capacity_mah_g = models.FloatField(
+        null=True, blank=True, verbose_name="measured capacity (mAh/g)"
+    )
+    recorded_at = models.DateTimeField(null=True, blank=True)
+
+    url_name = "chargestate"
+
+    class Meta:
+        ordering = ["project", "cell", "cycle_number", "pk"]
+        verbose_name = "charge state"
+
+    def __str__(self) -> str:
+        return f"{self.cell} {self.state} (cycle {self.cycle_number})"
+
+    def clean(self) -> None:
+        self._check_same_project(cell=getattr(self, "cell", None))
+        if (
+            self.voltage_min_v is not None
+            and self.voltage_max_v is not None
+            and self.voltage_min_v >= self.voltage_max_v
+        ):
+            raise ValidationError({"voltage_max_v": "Upper voltage must exceed the lower one."})
+
+
+class Beamtime(ProjectObject):
+    """An allocation at a synchrotron beamline, e.g. Diamond I12, 115 keV."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="beamtimes")
+    facility = models.CharField(max_length=100)
+    beamline = models.CharField(max_length=50)
+    proposal = models.CharField(max_length=50, blank=True)
+    start_date = models.DateField(null=True, blank=True)
+    end_date = models.DateField(null=True, blank=True)
+    beam_energy_kev = models.FloatField(
+        null=True, blank=True, validators=[MinValueValidator(0.0)], verbose_name="beam energy (keV)"
+    )
+    detector = models.CharField(max_length=100, blank=True)
+
+    url_name = "beamtime"
+
+    class Meta:
+        ordering = ["project", "-start_date", "pk"]
+
+    def __str__(self) -> str:
+        label = f"{self.facility} {self.beamline}"
+        return f"{label} {self.proposal}".strip() if self.proposal else label
+
+    def clean(self) -> None:
+        if self.start_date and self.end_date and self.end_date < self.start_date:
+            raise ValidationError({"end_date": "The beamtime cannot end before it starts."})
+
+
+class DatasetKind(models.TextChoices):
+    XCT_PROJECTIONS = "xct_projections", "XCT projections"
+    XCT_RECONSTRUCTION = "xct_reconstruction", "XCT reconstruction"
+    XCS_EVENTS = "xcs_events", "XCS-I events"
+    XCS_FRAMES = "xcs_frames", "XCS-I raw frames"
+    XCS_SPECTRA = "xcs_spectra", "XCS-I spectra"
+    EIS = "eis", "EIS"
+    CYCLING = "cycling", "Cycling"
+    IMAGE = "image", "Image"
+    OTHER = "other", "Other"
+
+
+assert tuple(DatasetKind.values) == tuple(DATASET_KINDS), "keep in step with the engine"
+
+
+class DatasetStatus(models.TextChoices):
+    UPLOADING = "uploading", "Uploading"
+    VALIDATING = "validating", "Validating"
+    READY = "ready", "Ready"
+    REJECTED = "rejected", "Rejected"
+
+
+def dataset_upload_to(instance: "Dataset", filename: str) -> str:
+    return f"datasets/{instance.project_id}/{PurePosixPath(filename).name}"
+
+
+class Dataset(ProjectObject):
+    """A stored data file and what it describes (cell, charge state, beamtime, depth region)."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="datasets")
+    kind = models.CharField(max_length=32, choices=DatasetKind.choices, default=DatasetKind.OTHER)
+    name = models.CharField(max_length=255)
+    file = models.FileField(upload_to=dataset_upload_to, max_length=500, blank=True)
+    size = models.BigIntegerField(default=0, help_text="bytes")
+    sha256 = models.CharField(max_length=64, blank=True)
+    status = models.CharField(
+        max_length=16, choices=DatasetStatus.choices, default=DatasetStatus.UPLOADING
+    )
+    status_message = models.TextField(blank=True)
+    cell = models.ForeignKey(
+        Cell, null=True, blank=True, on_delete=models.RESTRICT, related_name="datasets"
+    )
+    charge_state = models.ForeignKey(
+        ChargeState, null=True, blank=True, on_delete=models.RESTRICT, related_name="datasets"
+    )
+    beamtime = models.ForeignKey(
+        Beamtime, null=True, blank=True, on_delete=models.RESTRICT, related_name="datasets"
+    )
+    region = models.PositiveSmallIntegerField(
+        null=True,
+        blank=True,
+        help_text="Depth region number; region 1 is at index 0 of the thickness axis",
+    )
+    metadata = models.JSONField(default=dict, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="datasets",
+    )
+
+    url_name = "dataset"
+
+    class Meta:
+        ordering = ["project", "-created_at", "-pk"]
+        indexes = [models.Index(fields=["project", "kind"]), models.Index(fields=["sha256"])]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def save(self, *args, **kwargs):
+        # A charge state implies its cell: keep the link explicit so cell filters find it.
+        if self.charge_state_id and not self.cell_id:
+            self.cell_id = self.charge_state.cell_id
+        super().save(*args, **kwargs)
+
+    def clean(self) -> None:
+        charge_state = getattr(self, "charge_state", None)
+        cell = getattr(self, "cell", None)
+        self._check_same_project(
+            cell=cell, charge_state=charge_state, beamtime=getattr(self, "beamtime", None)
+        )
+        if charge_state is not None and cell is not None and charge_state.cell_id != cell.pk:
+            raise ValidationError({"charge_state": "This charge state belongs to another cell."})

@@ -1,0 +1,4 @@
+from catalogue.views import build_urlpatterns
+
+app_name = "catalogue"
+urlpatterns = build_urlpatterns()

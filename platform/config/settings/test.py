@@ -1,0 +1,35 @@
+"""Settings for pytest. DATABASE_URL / CELERY_BROKER_URL from the environment are honoured
+(CI points them at PostgreSQL and Redis); otherwise SQLite and the embedded broker are used.
+"""
+
+import os
+import tempfile
+from pathlib import Path
+
+from .base import *  # noqa: F403
+from .base import DATABASES, STATIC_ROOT, VAR_DIR, env, env_bool
+
+DEBUG = False
+SECRET_KEY = "correli-test-secret-key-not-for-production-use-0123456789"
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+ALLOWED_HOSTS = ["testserver", "127.0.0.1", "localhost"]
+
+# Web tests run tasks in-process; the integration suite turns this off and uses a real worker.
+CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", True)
+
+VAR_DIR.mkdir(parents=True, exist_ok=True)
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # whitenoise warns when it is missing
+MEDIA_ROOT = Path(env("MEDIA_ROOT", tempfile.mkdtemp(prefix="correli-test-media-")))
+CORRELI_RESULTS_ROOT = MEDIA_ROOT / "results"
+CORRELI_UPLOAD_TMP = MEDIA_ROOT / "upload-tmp"
+CORRELI_DATA_ROOT = MEDIA_ROOT / "data"
+
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    # A file, not :memory:, so that a worker subprocess in the integration suite can share it;
+    # one per test process so that parallel runs on one machine do not collide.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-correli-{os.getpid()}.sqlite3")}
+
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}

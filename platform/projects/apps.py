@@ -1,0 +1,13 @@
+from django.apps import AppConfig
+
+
+class ProjectsConfig(AppConfig):
+    name = "projects"
+    verbose_name = "Projects and members"
+
+    def ready(self) -> None:
+        from projects import audit
+        from projects.models import Membership, Project
+
+        audit.register(Project)
+        audit.register(Membership)
