@@ -1,0 +1,442 @@
+"""Command line of the event stage: ``events`` (spectra cube) and ``events-calibrate``.
+
+``run_events`` and ``run_events_calibrate`` do the work; the CLI handlers and the platform's
+Celery tasks both call them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from analysis_engine import __version__
+from analysis_engine.errors import EngineInputError
+from analysis_engine.events.calibration import (
+    AM241_LINES_KEV,
+    fit_calibration,
+    refine_gain_on_line,
+)
+from analysis_engine.events.clustering import (
+    CHARGE_SHARING_MODES,
+    EnergyBinning,
+    SpectrumAccumulator,
+)
+from analysis_engine.io.common import open_hdf5
+from analysis_engine.io.hexitec import (
+    Calibration,
+    HexitecEventReader,
+    HexitecFrameReader,
+    read_calibration,
+    write_calibration,
+)
+from analysis_engine.io.spectra import write_spectra
+
+__all__ = ["register", "run_events", "run_events_calibrate"]
+
+Progress = Callable[[float, str], None] | None
+
+DEFAULT_RANGE_KEV = (0.0, 160.0)
+DEFAULT_BLOCK_EVENTS = 4_000_000
+DEFAULT_BLOCK_FRAMES = 8192
+
+
+def _input_kind(path: str | os.PathLike) -> str:
+    with open_hdf5(path, what="HEXITEC file") as f:
+        if "events" in f:
+            return "events"
+        if "raw_frames" in f:
+            return "frames"
+        raise EngineInputError(
+            f"{Path(path).name} is neither a HEXITEC event list (/events) nor raw frames "
+            f"(/raw_frames); found {sorted(f.keys())[:8]}"
+        )
+
+
+def run_events(
+    input_path: str | os.PathLike,
+    output_path: str | os.PathLike,
+    *,
+    bin_width_kev: float = 0.05,
+    range_kev: tuple[float, float] = DEFAULT_RANGE_KEV,
+    charge_sharing: str = "paper",
+    calibration_path: str | os.PathLike | None = None,
+    block_events: int = DEFAULT_BLOCK_EVENTS,
+    block_frames: int = DEFAULT_BLOCK_FRAMES,
+    progress: Progress = None,
+) -> dict[str, Any]:
+    """Turn a HEXITEC event list or raw-frame file into per-pixel spectra.
+
+    Streams the input in blocks of whole frames (bounded memory), clusters hits per frame
+    (8-connected) with the chosen charge-sharing rule, histograms per pixel and writes
+    ``/energy_bins``, ``/pixel_histograms`` (rows, cols, n_bins) uint32 and
+    ``/summed_histogram`` atomically.
+
+    Parameters
+    ----------
+    input_path
+        HEXITEC event list (``/events/...``) or raw frames (``/raw_frames``).
+    output_path
+        Spectra file to write (see :mod:`analysis_engine.io.spectra`).
+    bin_width_kev, range_kev
+        Histogram bins; energies outside ``[lo, hi)`` are counted, never binned.
+    charge_sharing
+        ``paper`` (default), ``discriminate``, ``add`` or ``none``.
+    calibration_path
+        A calibration file (``events-calibrate`` output) that replaces the input's own
+        calibration; for event lists already in keV only its bad-pixel mask is used.
+    block_events, block_frames
+        Reading block sizes (events / raw frames).
+    progress
+        Optional ``progress(fraction, message)``.
+
+    Returns
+    -------
+    dict
+        Summary: ``frames``, ``events_in``, ``events_counted``, ``clusters`` ({"1", "2",
+        "3+"}), ``cluster_size_histogram``, ``events_out_of_range``, ``events_masked``,
+        ``events_dropped``, ``pixels_masked``, ``input_kind``, ``charge_sharing``,
+        ``bin_width_kev``, ``range_kev``, ``n_bins``.
+
+    Raises
+    ------
+    EngineInputError
+        Broken or inconsistent input, unsorted frames, bad options.
+    """
+    binning = EnergyBinning(float(range_kev[0]), float(range_kev[1]), float(bin_width_kev))
+    if charge_sharing not in CHARGE_SHARING_MODES:
+        raise EngineInputError(
+            f"unknown charge-sharing mode {charge_sharing!r}: expected one of "
+            f"{', '.join(CHARGE_SHARING_MODES)}"
+        )
+    report = progress or (lambda fraction, message: None)
+    kind = _input_kind(input_path)
+    override = read_calibration(calibration_path) if calibration_path else None
+    if kind == "events":
+        acc, frames, source_cal = _events_pass(
+            input_path, binning, charge_sharing, override, block_events, report
+        )
+    else:
+        acc, frames, source_cal = _frames_pass(
+            input_path, binning, charge_sharing, override, block_frames, report
+        )
+    result = acc.result()
+    summary = dict(result.stats)
+    summary["frames"] = frames
+    summary.update(
+        input_kind=kind,
+        charge_sharing=charge_sharing,
+        bin_width_kev=binning.bin_width_kev,
+        range_kev=[binning.lo_kev, binning.hi_kev],
+        n_bins=binning.n_bins,
+        calibration=source_cal,
+    )
+    report(0.97, "writing spectra")
+    bad = acc._mask.reshape(acc.rows, acc.cols)
+    write_spectra(
+        output_path,
+        result.energy_bins_kev,
+        result.pixel_histograms,
+        bad_pixels=bad if bad.any() else None,
+        attrs={
+            "bin_width_kev": binning.bin_width_kev,
+            "range_kev": [binning.lo_kev, binning.hi_kev],
+            "charge_sharing": charge_sharing,
+            "source_file": Path(input_path).name,
+            "engine_version": __version__,
+            "summary": summary,
+        },
+    )
+    report(1.0, "done")
+    return summary
+
+
+def _events_pass(input_path, binning, charge_sharing, override, block_events, report):
+    with HexitecEventReader(input_path) as reader:
+        cal = override or reader.calibration
+        source = "file" if reader.calibration is not None else "none"
+        if override is not None:
+            source = "override"
+        if not reader.is_adu:
+            source = "bad pixels only" if override is not None else "events in keV"
+        elif cal is None:
+            raise EngineInputError("ADU events need a calibration")
+        use_cal = cal is not None and reader.is_adu
+        acc = SpectrumAccumulator(
+            binning,
+            charge_sharing=charge_sharing,
+            rows=reader.rows,
+            cols=reader.cols,
+            gain_kev_per_adu=_finite(cal.gain_kev_per_adu, 1.0) if use_cal else None,
+            offset_kev=_finite(cal.offset_kev, 0.0) if use_cal else None,
+            bad_pixels=_bad_pixels(cal),
+        )
+        n = max(reader.n_events, 1)
+        blocks = _prefetched(reader.blocks(block_events, reuse_buffers=True))
+        try:
+            for block in blocks:
+                acc.add_events(
+                    block.frame,
+                    block.row,
+                    block.col,
+                    block.values,
+                    values_are_adu=reader.is_adu,
+                    index_offset=block.start,
+                )
+                done = block.start + len(block.frame)
+                report(0.95 * done / n, f"{done:,} of {reader.n_events:,} events")
+        finally:
+            blocks.close()  # stop the prefetch before the file closes
+        span = reader.frame_span()
+        frames = reader.n_frames
+        if frames is None:
+            frames = 0 if span is None else span[1] - span[0] + 1
+    return acc, frames, source
+
+
+def _prefetched(blocks: Iterator[Any]) -> Iterator[Any]:
+    """Iterate ``blocks`` while a helper thread already reads the next one.
+
+    The numba kernels release the GIL, so reading block i + 1 overlaps processing block i.
+    Readers with reused buffers keep a block valid until block i + 2 is requested, which is
+    exactly what this one-ahead prefetch needs.
+    """
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(next, blocks, None)
+        while True:
+            item = pending.result()
+            if item is None:
+                return
+            pending = pool.submit(next, blocks, None)
+            yield item
+
+
+def _finite(values: np.ndarray, fill: float) -> np.ndarray:
+    """Masked pixels carry NaN calibration; give them a harmless number (they are skipped)."""
+    return np.where(np.isfinite(values), values, fill)
+
+
+def _bad_pixels(cal: Calibration | None) -> np.ndarray | None:
+    if cal is None:
+        return None
+    bad = cal.bad_pixels
+    nonfinite = ~(np.isfinite(cal.gain_kev_per_adu) & np.isfinite(cal.offset_kev))
+    if bad is None:
+        return nonfinite if nonfinite.any() else None
+    return bad | nonfinite
+
+
+def _frames_pass(input_path, binning, charge_sharing, override, block_frames, report):
+    with HexitecFrameReader(input_path) as reader:
+        cal = override or reader.calibration
+        bad = _bad_pixels(cal)
+        gain, offset = _finite(cal.gain_kev_per_adu, 1.0), _finite(cal.offset_kev, 0.0)
+        acc = SpectrumAccumulator(
+            binning,
+            charge_sharing=charge_sharing,
+            rows=reader.rows,
+            cols=reader.cols,
+            gain_kev_per_adu=gain,
+            offset_kev=offset,
+            bad_pixels=bad,
+            threshold_kev=reader.threshold_kev,
+        )
+        n = max(reader.n_frames, 1)
+        blocks = _prefetched(reader.blocks(block_frames))
+        try:
+            for start, frames in blocks:
+                acc.add_frames(frames)
+                done = start + len(frames)
+                report(0.95 * done / n, f"{done:,} of {reader.n_frames:,} frames")
+        finally:
+            blocks.close()
+        return acc, reader.n_frames, "override" if override is not None else "file"
+
+
+def run_events_calibrate(
+    input_path: str | os.PathLike,
+    output_path: str | os.PathLike,
+    *,
+    lines_kev: tuple[float, ...] = AM241_LINES_KEV,
+    refine_line_kev: float | None = None,
+    initial_calibration_path: str | os.PathLike | None = None,
+    adu_max: int = 8192,
+    fwhm_guess_kev: float = 0.8,
+    search_kev: float = 3.0,
+    block_events: int = DEFAULT_BLOCK_EVENTS,
+    progress: Progress = None,
+) -> dict[str, Any]:
+    """Fit a per-pixel calibration from an ADU event list (e.g. an Am-241 measurement).
+
+    Histograms single-pixel clusters per pixel in ADU (1-ADU bins), finds each named line
+    near where the nominal calibration (the file's own, or ``initial_calibration_path``)
+    puts it, fits gain and offset per pixel, reports FWHM and masks dead or noisy pixels.
+    With ``refine_line_kev`` (e.g. 115 for the elastic line of the data) the lines are not
+    refitted: the initial calibration's gain is rescaled per pixel so that line lands on it.
+
+    Returns
+    -------
+    dict
+        ``pixels``, ``pixels_masked`` and the other counts of
+        :class:`~analysis_engine.events.calibration.CalibrationFit`, medians of gain, offset
+        and FWHM, ``events_in``.
+    """
+    report = progress or (lambda fraction, message: None)
+    # 1-ADU bins centred on the integer ADU values, so fitted peak positions are unbiased
+    binning = EnergyBinning(-0.5, float(adu_max) - 0.5, 1.0)
+    with HexitecEventReader(input_path) as reader:
+        if not reader.is_adu:
+            raise EngineInputError(
+                f"{Path(input_path).name} holds energies in keV; calibration needs /events/adu"
+            )
+        nominal = (
+            read_calibration(initial_calibration_path, rows=reader.rows, cols=reader.cols)
+            if initial_calibration_path
+            else reader.calibration
+        )
+        acc = SpectrumAccumulator(
+            binning, charge_sharing="discriminate", rows=reader.rows, cols=reader.cols
+        )
+        n = max(reader.n_events, 1)
+        for block in reader.blocks(block_events):
+            acc.add_events(
+                block.frame, block.row, block.col, block.values, values_are_adu=True,
+                index_offset=block.start,
+            )  # fmt: skip
+            report(0.8 * (block.start + len(block.frame)) / n, "histogramming ADU")
+    result = acc.result()
+    report(0.85, "fitting peaks")
+    gain0 = np.where(np.isfinite(nominal.gain_kev_per_adu), nominal.gain_kev_per_adu, np.nan)
+    fill_gain = float(np.nanmedian(gain0))
+    fill_offset = float(np.nanmedian(nominal.offset_kev))
+    gain0 = np.where(np.isfinite(gain0), gain0, fill_gain)
+    offset0 = np.where(np.isfinite(nominal.offset_kev), nominal.offset_kev, fill_offset)
+    summary: dict[str, Any] = {"events_in": result.stats["events_in"]}
+    if refine_line_kev is not None:
+        gain, fit = refine_gain_on_line(
+            result.energy_bins_kev,
+            result.pixel_histograms,
+            gain_kev_per_adu=nominal.gain_kev_per_adu,
+            offset_kev=nominal.offset_kev,
+            line_kev=float(refine_line_kev),
+            fwhm_guess_kev=fwhm_guess_kev,
+        )
+        bad = (nominal.bad_pixels if nominal.bad_pixels is not None else ~np.isfinite(gain)) | (
+            ~fit.ok
+        )
+        cal = Calibration(gain, nominal.offset_kev, bad, nominal.fwhm_kev)
+        summary.update(
+            refined_on_kev=float(refine_line_kev),
+            pixels_refined=int((fit.ok & ~bad).sum()),
+            median_gain_change=float(np.nanmedian(gain / nominal.gain_kev_per_adu - 1.0)),
+            pixels_masked=int(bad.sum()),
+        )
+    else:
+        fit = fit_calibration(
+            result.energy_bins_kev,
+            result.pixel_histograms,
+            lines_kev=tuple(lines_kev),
+            nominal_gain_kev_per_adu=gain0,
+            nominal_offset_kev=offset0,
+            search_kev=search_kev,
+            fwhm_guess_kev=fwhm_guess_kev,
+        )
+        cal = Calibration(fit.gain_kev_per_adu, fit.offset_kev, fit.bad_pixels, fit.fwhm_kev)
+        summary.update(fit.summary)
+    summary["pixels"] = int(cal.gain_kev_per_adu.size)
+    write_calibration(
+        output_path,
+        cal,
+        attrs={"source_file": Path(input_path).name, "engine_version": __version__, **{
+            k: v for k, v in summary.items() if not isinstance(v, dict)}},
+    )  # fmt: skip
+    report(1.0, "done")
+    return summary
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def _cli_progress(fraction: float, message: str) -> None:
+    from analysis_engine.cli import progress
+
+    progress(message, fraction)
+
+
+def _events_cli(args: argparse.Namespace) -> dict[str, Any]:
+    return run_events(
+        args.input,
+        args.output,
+        bin_width_kev=args.bin_width_kev,
+        range_kev=tuple(args.range_kev),
+        charge_sharing=args.charge_sharing,
+        calibration_path=args.calibration,
+        block_events=args.block_events,
+        block_frames=args.block_frames,
+        progress=_cli_progress,
+    )
+
+
+def _calibrate_cli(args: argparse.Namespace) -> dict[str, Any]:
+    return run_events_calibrate(
+        args.input,
+        args.output,
+        lines_kev=tuple(args.lines_kev),
+        refine_line_kev=args.refine_line_kev,
+        initial_calibration_path=args.initial_calibration,
+        adu_max=args.adu_max,
+        fwhm_guess_kev=args.fwhm_guess_kev,
+        progress=_cli_progress,
+    )
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``events`` and ``events-calibrate`` commands."""
+    p = subparsers.add_parser(
+        "events",
+        help="HEXITEC event list or raw frames -> per-pixel spectra",
+        description="Cluster HEXITEC hits per frame (8-connected), correct charge sharing and "
+        "histogram a spectrum per pixel.",
+    )
+    p.add_argument("input", help="HEXITEC event list or raw-frame HDF5 file")
+    p.add_argument("-o", "--output", required=True, help="spectra HDF5 file to write")
+    p.add_argument("--bin-width-kev", type=float, default=0.05)
+    p.add_argument(
+        "--range-kev", type=float, nargs=2, metavar=("LO", "HI"), default=DEFAULT_RANGE_KEV
+    )
+    p.add_argument("--charge-sharing", choices=CHARGE_SHARING_MODES, default="paper")
+    p.add_argument("--calibration", help="calibration HDF5 (events-calibrate output)")
+    p.add_argument("--block-events", type=_positive_int, default=DEFAULT_BLOCK_EVENTS)
+    p.add_argument("--block-frames", type=_positive_int, default=DEFAULT_BLOCK_FRAMES)
+    p.set_defaults(func=_events_cli)
+
+    c = subparsers.add_parser(
+        "events-calibrate",
+        help="fit per-pixel gain/offset from known lines in an ADU event list",
+    )
+    c.add_argument("input", help="HEXITEC event list with /events/adu")
+    c.add_argument("-o", "--output", required=True, help="calibration HDF5 file to write")
+    c.add_argument(
+        "--lines-kev", type=float, nargs="+", default=list(AM241_LINES_KEV),
+        help="known line energies; the first one's width is reported as FWHM",
+    )  # fmt: skip
+    c.add_argument(
+        "--refine-line-kev", type=float,
+        help="instead of fitting lines, rescale the initial gain so this line (e.g. 115) fits",
+    )  # fmt: skip
+    c.add_argument("--initial-calibration", help="nominal calibration HDF5 (default: input's)")
+    c.add_argument("--adu-max", type=_positive_int, default=8192)
+    c.add_argument("--fwhm-guess-kev", type=float, default=0.8)
+    c.set_defaults(func=_calibrate_cli)
