@@ -1,0 +1,512 @@
+"""Receiving tus uploads: creation, appending in a stream, completion into a Dataset, termination.
+
+The design keeps three promises:
+
+* Bytes are never held in memory: a PATCH body is copied to the partial file in 4 MiB reads.
+* The recorded ``offset`` is only advanced after the bytes before it are fsynced, and a file
+  found longer than the recorded offset (a crash between write and record) is cut back to it,
+  so a resume after a server restart continues from a correct offset.
+* The sha256 is computed while receiving. hashlib objects cannot be saved, so the running hash
+  lives in the receiving process (keyed by upload and offset). When a PATCH lands in another
+  process (several gunicorn workers, or a restart), that hash is dropped and the file is hashed
+  once, in a streaming pass, when the last byte arrives. The digest is correct either way; the
+  common case (one client, one connection) costs no second read.
+
+On completion the partial file is moved (a rename on the same filesystem) to a new, never
+existing name under the Dataset storage, the Dataset is created and the format is sniffed with
+``analysis_engine.io.sniff``. A file that fails the check is kept with status ``rejected`` and
+the engine's message. Nothing stored before is overwritten.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import hashlib
+import logging
+import os
+import queue
+import shutil
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path, PurePosixPath
+
+from catalogue.models import Beamtime, Cell, ChargeState, Dataset, DatasetStatus
+from catalogue.services import file_sha256, validate_dataset_file
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+from projects.models import Project
+from projects.permissions import can_edit, role_in
+
+from analysis_engine.io.sniff import DATASET_KINDS
+from uploads.models import Upload, UploadStatus
+from uploads.tus import TusError
+
+__all__ = [
+    "create_upload",
+    "append_chunk",
+    "complete_upload",
+    "check_format",
+    "terminate_upload",
+    "purge_stale_uploads",
+    "READ_BYTES",
+    "CHECKPOINT_BYTES",
+]
+
+logger = logging.getLogger(__name__)
+
+READ_BYTES = 4 * 1024 * 1024
+# fsync + record the offset this often during a long PATCH so that progress survives a crash.
+CHECKPOINT_BYTES = 256 * 1024 * 1024
+_MAX_RUNNING_HASHES = 64
+
+# upload id -> (bytes hashed, hashlib object); process-local, see the module docstring.
+_running_hashes: OrderedDict = OrderedDict()
+_running_lock = threading.Lock()
+
+
+def _take_running_hash(upload_id, offset: int):
+    """The sha256 of the first ``offset`` bytes if this process has it, else None."""
+    if offset == 0:
+        with _running_lock:
+            _running_hashes.pop(upload_id, None)
+        return hashlib.sha256()
+    with _running_lock:
+        entry = _running_hashes.pop(upload_id, None)
+    if entry is not None and entry[0] == offset:
+        return entry[1]
+    return None
+
+
+def _keep_running_hash(upload_id, offset: int, hasher) -> None:
+    with _running_lock:
+        _running_hashes[upload_id] = (offset, hasher)
+        while len(_running_hashes) > _MAX_RUNNING_HASHES:
+            _running_hashes.popitem(last=False)
+
+
+def _forget_running_hash(upload_id) -> None:
+    with _running_lock:
+        _running_hashes.pop(upload_id, None)
+
+
+class _BackgroundHasher:
+    """Feed a hashlib object from a thread, so hashing overlaps receiving and writing.
+
+    hashlib releases the GIL on large updates, so on a multi-core server the sha256 costs
+    (almost) no wall time. The queue is bounded: at most ``depth`` reads are held in memory.
+    """
+
+    def __init__(self, hasher, depth: int = 4):
+        self.hasher = hasher
+        self._queue: queue.Queue = queue.Queue(maxsize=depth)
+        self._thread = threading.Thread(target=self._run, name="upload-sha256", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (chunk := self._queue.get()) is not None:
+            self.hasher.update(chunk)
+
+    def update(self, chunk: bytes) -> None:
+        self._queue.put(chunk)
+
+    def finish(self):
+        """Wait for every queued chunk to be hashed; returns the hashlib object."""
+        self._queue.put(None)
+        self._thread.join()
+        return self.hasher
+
+
+# --- creation ------------------------------------------------------------------------------
+
+
+def _int_field(metadata: dict[str, str], key: str) -> int | None:
+    value = (metadata.get(key) or "").strip()
+    if value == "":
+        return None
+    if not value.isdigit() or int(value) == 0:
+        raise TusError(
+            400, f"Upload-Metadata '{key}' must be a positive whole number, not {value!r}"
+        )
+    return int(value)
+
+
+def _catalogue_link(model, project: Project, metadata: dict[str, str], key: str):
+    pk = _int_field(metadata, key)
+    if pk is None:
+        return None
+    obj = model.objects.filter(project=project, pk=pk).first()
+    if obj is None:
+        label = model._meta.verbose_name
+        raise TusError(400, f"There is no {label} {pk} in project '{project.name}'.")
+    return obj
+
+
+def _clean_filename(metadata: dict[str, str]) -> str:
+    # tus-js-client users often send "name" (Uppy's convention); accept it as well.
+    raw = metadata.get("filename") or metadata.get("name") or ""
+    name = PurePosixPath(raw.replace("\\", "/")).name.strip()
+    if not name or name in {".", ".."}:
+        raise TusError(400, "Upload-Metadata must carry the file's name as 'filename'.")
+    return name[:255]
+
+
+def create_upload(user, *, length: int, metadata: dict[str, str]) -> Upload:
+    """Record a new upload and create its empty partial file (tus creation).
+
+    Parameters
+    ----------
+    user
+        The authenticated user; must be an owner or analyst of the project.
+    length
+        ``Upload-Length`` in bytes.
+    metadata
+        Decoded ``Upload-Metadata``: ``filename``, ``project`` (id), optional
+        ``dataset_kind`` (default ``other``: detect), ``cell``, ``charge_state``,
+        ``beamtime``, ``region``.
+
+    Raises
+    ------
+    TusError
+        400 bad metadata, 404 project unknown to the user, 403 viewer, 413 too large,
+        507 not enough free disk space.
+    """
+    filename = _clean_filename(metadata)
+    project_id = _int_field(metadata, "project")
+    if project_id is None:
+        raise TusError(400, "Upload-Metadata must carry 'project' (the project id).")
+    if role_in(user, project_id) is None:
+        raise TusError(404, "No project matches the given query.")
+    project = Project.objects.get(pk=project_id)
+    if not can_edit(user, project):
+        raise TusError(403, "Your role in this project is read-only (viewer): you cannot upload.")
+    kind = (metadata.get("dataset_kind") or "other").strip()
+    if kind not in DATASET_KINDS:
+        raise TusError(
+            400, f"Unknown dataset_kind {kind!r}; expected one of: {', '.join(DATASET_KINDS)}."
+        )
+    cell = _catalogue_link(Cell, project, metadata, "cell")
+    charge_state = _catalogue_link(ChargeState, project, metadata, "charge_state")
+    beamtime = _catalogue_link(Beamtime, project, metadata, "beamtime")
+    if charge_state is not None and cell is not None and charge_state.cell_id != cell.pk:
+        raise TusError(400, f"Charge state {charge_state.pk} belongs to another cell than {cell}.")
+    region = _int_field(metadata, "region")
+    if region is not None and region > 32767:
+        raise TusError(400, f"Region {region} is out of range.")
+
+    limit = int(settings.CORRELI_UPLOAD_MAX_BYTES)
+    if length > limit:
+        raise TusError(413, f"The file is {length} bytes; this server accepts up to {limit}.")
+    tmp_dir = Path(settings.CORRELI_UPLOAD_TMP)
+    tmp_dir.mkdir(parents=True, exist_ok=True)
+    free = shutil.disk_usage(tmp_dir).free
+    if length > free:
+        raise TusError(507, f"Not enough disk space for {length} bytes ({free} free).")
+
+    upload = Upload.objects.create(
+        project=project,
+        created_by=user,
+        filename=filename,
+        dataset_kind=kind,
+        cell=cell,
+        charge_state=charge_state,
+        beamtime=beamtime,
+        region=region,
+        metadata=metadata,
+        length=length,
+    )
+    fd = os.open(upload.partial_path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o640)
+    os.close(fd)
+    if length == 0:
+        _with_lock(upload, lambda fd, locked: complete_upload(locked, hasher=hashlib.sha256()))
+        upload.refresh_from_db()
+        check_format(upload)
+    return upload
+
+
+# --- appending -----------------------------------------------------------------------------
+
+
+def _with_lock(upload: Upload, action: Callable):
+    """Run ``action(fd, fresh_upload)`` holding an exclusive lock on the partial file."""
+    try:
+        fd = os.open(upload.partial_path, os.O_RDWR)
+    except FileNotFoundError:
+        if Upload.objects.filter(pk=upload.pk, status=UploadStatus.COMPLETE).exists():
+            raise TusError(409, "This upload is already complete.") from None
+        raise TusError(
+            410, "The received part of this upload is gone; start a new upload."
+        ) from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise TusError(
+                423, "Another request is writing to this upload; retry shortly."
+            ) from None
+        fresh = Upload.objects.get(pk=upload.pk)
+        return action(fd, fresh)
+    finally:
+        os.close(fd)  # also releases the lock
+
+
+def _sync_and_record(fd: int, upload: Upload, offset: int) -> None:
+    os.fsync(fd)
+    Upload.objects.filter(pk=upload.pk).update(offset=offset, updated_at=timezone.now())
+    upload.offset = offset
+
+
+def append_chunk(
+    upload: Upload,
+    read: Callable[[int], bytes],
+    *,
+    offset: int,
+    content_length: int,
+    progress: Callable[[int], None] | None = None,
+) -> Upload:
+    """Append a PATCH body to the upload, streaming; complete it when the last byte arrives.
+
+    Parameters
+    ----------
+    upload
+        The upload (already checked to belong to the requesting user).
+    read
+        ``read(n)`` returning up to ``n`` bytes of the request body, ``b""`` at its end.
+    offset
+        The client's ``Upload-Offset``; must equal the server's offset.
+    content_length
+        Bytes in this body.
+    progress
+        Optional callable given the server offset after each checkpoint.
+
+    Returns
+    -------
+    Upload
+        The upload with its new offset (and ``dataset`` when complete). A client that went
+        away mid-body leaves the bytes it did send recorded.
+
+    Raises
+    ------
+    TusError
+        409 offset mismatch or already complete, 413 past Upload-Length, 423 locked,
+        410 partial file gone, 507 disk full.
+    """
+    if upload.is_complete:
+        raise TusError(409, "This upload is already complete.")
+    if offset != upload.offset:
+        raise TusError(
+            409,
+            f"Upload-Offset {offset} does not match the {upload.offset} bytes received; "
+            "ask with HEAD where to resume.",
+        )
+    if offset + content_length > upload.length:
+        raise TusError(
+            413,
+            f"This request would go past Upload-Length ({offset} + {content_length} > "
+            f"{upload.length} bytes).",
+        )
+
+    def receive(fd: int, fresh: Upload) -> Upload:
+        if fresh.is_complete:
+            raise TusError(409, "This upload is already complete.")
+        if offset != fresh.offset:
+            raise TusError(
+                409, f"Upload-Offset {offset} does not match the {fresh.offset} bytes received."
+            )
+        on_disk = os.fstat(fd).st_size
+        if on_disk < fresh.offset:
+            # The bytes after on_disk were recorded but lost (a crash before they reached the
+            # disk): step back; the client asks with HEAD and sends them again.
+            _forget_running_hash(fresh.pk)
+            _sync_and_record(fd, fresh, on_disk)
+            raise TusError(409, f"Only {on_disk} bytes were kept; resume from there.")
+        if on_disk > fresh.offset:
+            os.ftruncate(fd, fresh.offset)  # bytes written but never recorded
+        running = _take_running_hash(fresh.pk, fresh.offset)
+        hasher = _BackgroundHasher(running) if running is not None else None
+        position = fresh.offset
+        end = offset + content_length
+        since_checkpoint = 0
+        os.lseek(fd, position, os.SEEK_SET)
+        try:
+            while position < end:
+                try:
+                    chunk = read(min(READ_BYTES, end - position))
+                except OSError:  # the client went away mid-body (UnreadablePostError)
+                    logger.info("upload %s: connection lost at byte %d", fresh.pk, position)
+                    break
+                if not chunk:
+                    break
+                view = memoryview(chunk)
+                while view:
+                    written = os.write(fd, view)
+                    view = view[written:]
+                if hasher is not None:
+                    hasher.update(chunk)
+                position += len(chunk)
+                since_checkpoint += len(chunk)
+                if since_checkpoint >= CHECKPOINT_BYTES:
+                    _sync_and_record(fd, fresh, position)
+                    since_checkpoint = 0
+                    if progress is not None:
+                        progress(position)
+        except BaseException as exc:
+            # A failed write (or a worker being stopped): keep nothing half-known; the bytes
+            # after the recorded offset are cut back now or at the next PATCH.
+            _forget_running_hash(fresh.pk)
+            if hasher is not None:
+                hasher.finish()
+            if not isinstance(exc, OSError):
+                raise
+            os.ftruncate(fd, fresh.offset)
+            if exc.errno == errno.ENOSPC:
+                raise TusError(
+                    507, "The server's disk is full; the upload can resume later."
+                ) from exc
+            raise
+        digest = hasher.finish() if hasher is not None else None
+        _sync_and_record(fd, fresh, position)
+        if position == fresh.length:
+            return complete_upload(fresh, hasher=digest)
+        if digest is not None:
+            _keep_running_hash(fresh.pk, position, digest)
+        return fresh
+
+    upload = _with_lock(upload, receive)
+    # Outside the lock: HDF5 readers take their own lock on the (moved) file.
+    check_format(upload)
+    return upload
+
+
+# --- completion ----------------------------------------------------------------------------
+
+
+def _reserve_storage_name(dataset: Dataset, filename: str) -> tuple[str, Path]:
+    """A storage name no file has, reserved by creating it empty (O_EXCL: no race)."""
+    field = Dataset._meta.get_field("file")
+    storage = field.storage
+    wanted = field.generate_filename(dataset, filename)
+    while True:
+        name = storage.get_available_name(wanted, max_length=field.max_length)
+        target = Path(storage.path(name))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.close(os.open(target, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o640))
+        except FileExistsError:
+            continue
+        return name, target
+
+
+def _move(source: Path, target: Path) -> None:
+    try:
+        os.replace(source, target)
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise
+        # Upload area and media root on different filesystems: copy, then drop the source.
+        shutil.copyfile(source, target)
+        source.unlink()
+
+
+def complete_upload(upload: Upload, *, hasher=None) -> Upload:
+    """Move a fully received upload into Dataset storage and record the Dataset (validating).
+
+    Called holding the upload's lock; ``check_format`` then sets ready or rejected.
+    ``hasher`` is the running sha256 of the whole file when this process saw every byte;
+    otherwise the file is hashed here in one streaming pass.
+    """
+    partial = upload.partial_path
+    size = partial.stat().st_size
+    if size != upload.length:
+        raise TusError(409, f"Only {size} of {upload.length} bytes are stored; resume the upload.")
+    if hasher is not None:
+        digest = hasher.hexdigest()
+    else:
+        digest, _ = file_sha256(partial)
+    _forget_running_hash(upload.pk)
+
+    dataset = Dataset(
+        project=upload.project,
+        kind=upload.dataset_kind,
+        name=upload.filename,
+        size=size,
+        sha256=digest,
+        status=DatasetStatus.VALIDATING,
+        cell=upload.cell,
+        charge_state=upload.charge_state,
+        beamtime=upload.beamtime,
+        region=upload.region,
+        metadata={"upload_id": str(upload.pk), "original_filename": upload.filename},
+        created_by=upload.created_by,
+    )
+    name, target = _reserve_storage_name(dataset, upload.filename)
+    _move(partial, target)
+    dataset.file.name = name
+    try:
+        with transaction.atomic():
+            dataset.save()
+            Upload.objects.filter(pk=upload.pk).update(
+                status=UploadStatus.COMPLETE,
+                offset=upload.length,
+                dataset=dataset,
+                updated_at=timezone.now(),
+            )
+    except Exception:
+        _move(target, partial)  # put the bytes back: a retried PATCH completes again
+        raise
+    upload.status, upload.offset, upload.dataset = UploadStatus.COMPLETE, upload.length, dataset
+    return upload
+
+
+def check_format(upload: Upload) -> None:
+    """Sniff a just-completed upload's Dataset: ready, or rejected with the engine's message."""
+    dataset = upload.dataset
+    if dataset is None or dataset.status != DatasetStatus.VALIDATING:
+        return
+    try:
+        validate_dataset_file(dataset, compute_checksum=False)
+    except Exception as exc:  # a reader bug must not lose a stored upload
+        logger.exception("upload %s: format check failed unexpectedly", upload.pk)
+        dataset.status = DatasetStatus.REJECTED
+        dataset.status_message = (
+            f"The file is stored but its format could not be checked ({type(exc).__name__}: {exc})."
+        )
+        dataset.save(update_fields=["status", "status_message", "updated_at"])
+
+
+# --- termination and housekeeping ----------------------------------------------------------
+
+
+def terminate_upload(upload: Upload) -> None:
+    """Delete an upload (tus termination). A finished upload's Dataset is kept."""
+    if upload.is_complete:
+        upload.delete()
+        return
+
+    def drop(fd: int, fresh: Upload) -> None:
+        _forget_running_hash(fresh.pk)
+        fresh.partial_path.unlink(missing_ok=True)
+        fresh.delete()
+
+    try:
+        _with_lock(upload, drop)
+    except TusError as exc:
+        if exc.status != 410:
+            raise
+        upload.delete()  # the partial file was already gone
+
+
+def purge_stale_uploads(*, older_than: timedelta) -> int:
+    """Delete unfinished uploads untouched for ``older_than``; returns how many."""
+    cutoff = timezone.now() - older_than
+    count = 0
+    for upload in Upload.objects.filter(status=UploadStatus.RECEIVING, updated_at__lt=cutoff):
+        try:
+            terminate_upload(upload)
+        except TusError:  # being written to right now: not stale after all
+            continue
+        count += 1
+    return count
