@@ -7,8 +7,11 @@ counts in bin ``[lo, hi]`` is the exact bin integral of
 
 with unit-area Lorentzian L and Gaussian G of common FWHM w (analytic CDFs: arctan and erf),
 so wide bins do not bias the width. All pixels are fitted at once by a batched
-Levenberg-Marquardt on the Poisson likelihood (Fisher scoring: weights 1/model), which is the
-correct statistics for low counts, where least squares with 1/counts weights biases the area.
+variable-projection Newton fit of the Poisson likelihood (the linear parameters -- area and the
+two background terms -- are eliminated in every step, so only centre and FWHM are iterated,
+and only in pixels not yet converged), which is the correct statistics for low counts, where
+least squares with 1/counts weights biases the area. Pixels it cannot settle (no peak, a
+parameter at its bound) fall back to a bounded Levenberg-Marquardt (Fisher scoring).
 Parameter uncertainties are the square roots of the diagonal of the inverse Fisher matrix.
 """
 
@@ -243,19 +246,180 @@ def _levenberg_marquardt(
         active = active[~converged[active]]
     weight = 1.0 / np.maximum(mu, 1e-3)
     fisher, _ = _normal_equations(jac, weight, None)
+    cov, ok = _covariance(fisher)
+    return theta, cov, dev, converged & ok
+
+
+def _covariance(fisher: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Inverse (P, k, k) of Fisher matrices (P, k, k) and whether each was well conditioned."""
+    p, k = fisher.shape[:2]
+    eye = np.eye(k)
     cov = np.full((p, k, k), np.nan)
     ok = np.isfinite(fisher).all(axis=(1, 2))
     diag = np.sqrt(np.abs(np.diagonal(fisher, axis1=1, axis2=2)))
     ok &= np.all(diag > 0, axis=1)
-    scaled = (
-        fisher
-        / np.where(ok[:, None], diag, 1.0)[:, :, None]
-        / np.where(ok[:, None], diag, 1.0)[:, None, :]
-    )
+    scale = np.where(ok[:, None], diag, 1.0)
+    scaled = fisher / scale[:, :, None] / scale[:, None, :]
     eig = np.linalg.eigvalsh(np.where(ok[:, None, None], scaled, eye))
     ok &= eig[:, 0] > 1e-12 * eig[:, -1]  # scale-free conditioning test
-    cov[ok] = np.linalg.inv(fisher[ok])
-    return theta, cov, dev, converged & ok
+    # inverting the scaled matrix and scaling back is exact and better conditioned
+    cov[ok] = np.linalg.inv(scaled[ok]) / scale[ok][:, :, None] / scale[ok][:, None, :]
+    return cov, ok
+
+
+def _shape_basis(
+    centre: np.ndarray, fwhm: np.ndarray, edges: np.ndarray, eta: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Unit-area pseudo-Voigt bin integrals (P, n) and their derivatives by centre and FWHM."""
+    x = edges[None, :] - centre[:, None]  # (P, n+1)
+    inv_w = 1.0 / fwhm[:, None]
+    u = x * inv_w
+    u2 = u * u
+    cdf = erf(_G_SCALE * u)
+    cdf *= 0.5 * (1.0 - eta)
+    cdf += (eta / np.pi) * np.arctan(2.0 * u)
+    pdf = np.exp(-4.0 * _LN2 * u2)
+    pdf *= (1.0 - eta) * _G_NORM
+    pdf += (2.0 * eta / np.pi) / (1.0 + 4.0 * u2)
+    pdf *= inv_w
+    shape = cdf[:, 1:] - cdf[:, :-1]
+    d_centre = pdf[:, :-1] - pdf[:, 1:]  # d cdf(E)/dc = -pdf(E)
+    pdf *= x
+    d_fwhm = pdf[:, :-1] - pdf[:, 1:]  # d cdf(E)/dw = -pdf(E) (E - c) / w
+    d_fwhm *= inv_w
+    return shape, d_centre, d_fwhm
+
+
+def _varpro_fit(
+    y: np.ndarray,
+    edges: np.ndarray,
+    e_ref: float,
+    eta: float,
+    theta0: np.ndarray,
+    mu0: np.ndarray,
+    max_iter: int,
+    step_sigma: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Variable-projection Newton fit of the Poisson deviance with eta held fixed.
+
+    Each iteration evaluates the peak shape at the current centre and FWHM, updates the three
+    linear parameters (area, b0, b1) by an exact Newton step of the Poisson likelihood (the
+    model is linear in them, Hessian ``B^T diag(y / mu^2) B``; a Fisher-scoring step with
+    weights 1/mu after a rejected step), then steps only the two nonlinear parameters by
+    Gauss-Newton on the 5 x 5 system with the linear part eliminated (Kaufman's variable
+    projection). A step that raises the deviance is halved. Only unconverged pixels are
+    iterated. Returns theta (P, 5) [area, centre, fwhm, b0, b1], deviance (P,) and converged
+    (P,); the caller evaluates the Fisher matrix once at the optimum. Pixels that are not
+    converged keep their best state (NaN if none) for the bounded LM fallback.
+    """
+    p, n = y.shape
+    lo, hi = edges[:-1] - e_ref, edges[1:] - e_ref
+    columns = np.empty((n, 2))
+    columns[:, 0] = hi - lo
+    columns[:, 1] = 0.5 * (hi**2 - lo**2)
+    c_lo, c_hi = edges[0], edges[-1]
+    w_lo, w_hi = _MIN_FWHM_KEV, edges[-1] - edges[0]
+    theta = np.full((p, 5), np.nan)  # area, centre, fwhm, b0, b1 at the last accepted iterate
+    lin_cur = theta0[:, [0, 3, 4]].astype(np.float64)
+    dev = np.full(p, np.inf)
+    converged = np.zeros(p, dtype=bool)
+    dead = np.zeros(p, dtype=bool)
+    newton = np.zeros(p, dtype=bool)
+    c, w = theta0[:, 1].astype(np.float64), theta0[:, 2].astype(np.float64)
+    step_c, step_w = np.zeros(p), np.zeros(p)
+    step_size = np.full(p, np.inf)  # the last step's length in standard deviations
+    fisher_w = 1.0 / np.maximum(mu0, 1e-3)
+    active = np.arange(p)
+    for _ in range(max_iter):
+        if active.size == 0:
+            break
+        ya = y[active]
+        shape, d_centre, d_fwhm = _shape_basis(c[active], w[active], edges, eta)
+        jac = np.empty(shape.shape + (5,))  # unit-area Jacobian [s, width, moment, ds/dc, ds/dw]
+        jac[..., 0] = shape
+        jac[..., 1:3] = columns
+        jac[..., 3] = d_centre
+        jac[..., 4] = d_fwhm
+        lin_a = lin_cur[active]
+        mu_a = (jac[..., :3] @ lin_a[..., None])[..., 0]
+        use_newton = newton[active] & np.all(mu_a > 0, axis=1)
+        resid = ya - mu_a
+        wt = fisher_w[active]
+        zt = wt * resid
+        if use_newton.any():
+            inv_mu = 1.0 / mu_a[use_newton]
+            zt[use_newton] = resid[use_newton] * inv_mu
+            wt[use_newton] = ya[use_newton] * inv_mu * inv_mu
+        jw_t = np.swapaxes(jac * wt[..., None], 1, 2)
+        gram = jw_t @ jac  # (Pa, 5, 5) Hessian of the deviance / 2 at unit area
+        grad = (np.swapaxes(jac, 1, 2) @ zt[..., None])[..., 0]
+        try:
+            d_lin = np.linalg.solve(gram[:, :3, :3], grad[:, :3, None])[..., 0]
+        except np.linalg.LinAlgError:
+            d_lin = np.stack(
+                [
+                    np.linalg.lstsq(m, v, rcond=None)[0]
+                    for m, v in zip(gram[:, :3, :3], grad[:, :3], strict=True)
+                ]
+            )
+        lin = lin_a + d_lin
+        mu = mu_a + (jac[..., :3] @ d_lin[..., None])[..., 0]
+        d = _deviance(ya, mu)
+        prev = dev[active]
+        better = (d <= prev + 1e-9 * (1.0 + np.abs(prev))) & (lin[:, 0] > 0)
+        # a rejected step is halved (and retried with Fisher weights); once it is below
+        # step_sigma the last accepted iterate is the optimum
+        rej = active[~better]
+        first = ~np.isfinite(dev[rej])  # no valid state at all: leave to the bounded LM
+        newton[rej] = False
+        step_c[rej] *= 0.5
+        step_w[rej] *= 0.5
+        step_size[rej] *= 0.5
+        converged[rej[~first & (step_size[rej] <= step_sigma)]] = True
+        retry = rej[~first & (step_size[rej] > step_sigma)]
+        c[retry] = theta[retry, 1] + step_c[retry]
+        w[retry] = theta[retry, 2] + step_w[retry]
+        dead[rej[first]] = True
+        # accepted: store the state, then take the Gauss-Newton step in (centre, fwhm)
+        idx = active[better]
+        lin_b, dl_b = lin[better], d_lin[better]
+        theta[idx, 0], theta[idx, 3], theta[idx, 4] = lin_b[:, 0], lin_b[:, 1], lin_b[:, 2]
+        theta[idx, 1], theta[idx, 2] = c[idx], w[idx]
+        dev[idx] = d[better]
+        lin_cur[idx] = lin_b
+        mu_b = mu[better]
+        fisher_w[idx] = 1.0 / np.maximum(mu_b, 1e-3)
+        newton[idx] = np.all(mu_b > 0, axis=1)
+        scale = np.ones((idx.size, 5))
+        scale[:, 3:] = lin_b[:, :1]
+        g_b = gram[better]
+        hess = g_b * scale[:, :, None] * scale[:, None, :]
+        # gradient after the linear update (linearised; its linear part is zero)
+        g_nl = (grad[better] - (g_b[:, :, :3] @ dl_b[..., None])[..., 0]) * scale
+        g_nl[:, :3] = 0.0
+        try:
+            step = np.linalg.solve(hess, g_nl[..., None])[..., 0]
+        except np.linalg.LinAlgError:
+            step = np.stack(
+                [np.linalg.lstsq(m, v, rcond=None)[0] for m, v in zip(hess, g_nl, strict=True)]
+            )
+        info = np.sqrt(np.abs(np.diagonal(hess, axis1=1, axis2=2)))
+        # trust region: move at most one FWHM in centre and half of it in width per step
+        wb = w[idx]
+        dc = np.clip(step[:, 3], -wb, wb)
+        dw = np.clip(step[:, 4], -0.5 * wb, 0.5 * wb)
+        dc = np.clip(c[idx] + dc, c_lo, c_hi) - c[idx]
+        dw = np.clip(wb + dw, w_lo, w_hi) - wb
+        size = np.maximum(np.abs(dc) * info[:, 3], np.abs(dw) * info[:, 4])
+        lin_size = np.max(np.abs(dl_b) * info[:, :3], axis=1)
+        done = (size <= step_sigma) & (lin_size <= step_sigma)
+        converged[idx[done]] = True
+        go = ~done
+        step_c[idx], step_w[idx], step_size[idx] = dc, dw, size
+        c[idx[go]] += dc[go]
+        w[idx[go]] += dw[go]
+        active = active[~converged[active] & ~dead[active]]
+    return theta, dev, converged
 
 
 def fit_compton_peaks(
@@ -356,15 +520,34 @@ def fit_compton_peaks(
                 flags[fit_idx] |= FLAG_FIT_FAILED
             fit_idx = fit_idx[:0]
         if fit_idx.size:
-            t0 = _initial_guess(y[fit_idx], edges, e_ref, None)
+            y_fit = y[fit_idx]
+            t0 = _initial_guess(y_fit, edges, e_ref, None)
             if ok_sum[0]:
-                share = y[fit_idx].sum(1) / summed.sum()
+                share = y_fit.sum(1) / summed.sum()
                 t0[:, 1:3] = t_sum[0, 1:3]
                 t0[:, [0, 3, 4]] = share[:, None] * t_sum[0, [0, 3, 4]]
-            # per pixel, steps below 3 % of the statistical error are converged enough
-            t, c, d, ok = _levenberg_marquardt(
-                y[fit_idx], edges, e_ref, t0, eta_value, max_iter, tol, step_sigma=0.03
-            )
+                mu_sum = _model(t_sum[:, :5], edges, e_ref, eta_value)[0]
+                mu0 = share[:, None] * mu_sum
+            else:
+                mu0 = _model(t0, edges, e_ref, eta_value)[0]
+            # variable projection does the bulk; per pixel, steps below 3 % of the
+            # statistical error are converged enough
+            t, d, ok = _varpro_fit(y_fit, edges, e_ref, eta_value, t0, mu0, max_iter, 0.03)
+            # uncertainties: inverse expected Fisher information (weights 1/mu) at the optimum
+            c = np.full((t.shape[0], 5, 5), np.nan)
+            fin = np.flatnonzero(ok)
+            if fin.size:
+                mu_f, jac_f = _model(t[fin], edges, e_ref, eta_value)
+                fisher, _ = _normal_equations(jac_f, 1.0 / np.maximum(mu_f, 1e-3), None)
+                c[fin], ok[fin] = _covariance(fisher)
+            # the rest (no peak, a parameter at its bound, slow convergence): bounded LM
+            rest = np.flatnonzero(~ok)
+            if rest.size:
+                start = np.where(np.isfinite(t[rest]).all(1)[:, None], t[rest], t0[rest])
+                start[:, 0] = np.maximum(start[:, 0], 0.0)
+                t[rest], c[rest], d[rest], ok[rest] = _levenberg_marquardt(
+                    y_fit[rest], edges, e_ref, start, eta_value, max_iter, tol, step_sigma=0.03
+                )
             theta[fit_idx, :5], theta[fit_idx, 5] = t, eta_value
             cov[fit_idx, :5, :5], dev[fit_idx] = c, d
             flags[fit_idx[~ok]] |= FLAG_FIT_FAILED
