@@ -1,0 +1,498 @@
+"""Plotly figure JSON built from a stage's HDF5 output.
+
+Figures are plain dicts (``{"data": [...], "layout": {...}}``) with numbers as JSON lists
+(NaN -> null), so the browser renders them with the vendored plotly.js and tests can read the
+values back. Maps have axes in mm (HEXITEC pixel = 0.27 mm at the sample) and hover values.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+__all__ = [
+    "COMPTON_PIXEL_MM",
+    "S_CALIBRATION",
+    "heatmap",
+    "build_figures",
+    "li_maps_by_region",
+    "s_vs_lithium",
+    "nyquist",
+]
+
+COMPTON_PIXEL_MM = 0.27
+# S = a + b (1 - x): least-squares fit of the paper's Table 2 (SCIENCE.md).
+S_CALIBRATION = (0.650, 2.309)
+LAYOUT_BASE = {"margin": {"l": 60, "r": 20, "t": 50, "b": 50}, "template": "plotly_white"}
+
+
+def _clean(a: Any) -> Any:
+    """numpy -> nested lists with NaN/inf as None (JSON null)."""
+    arr = np.asarray(a)
+    if arr.dtype.kind in "fc":
+        out = arr.astype(float).tolist()
+        return _nan_to_none(out)
+    return arr.tolist()
+
+
+def _nan_to_none(v: Any) -> Any:
+    if isinstance(v, list):
+        return [_nan_to_none(x) for x in v]
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    return v
+
+
+def _finite_range(arrays: Sequence[np.ndarray]) -> tuple[float | None, float | None]:
+    values = [np.asarray(a, dtype=float) for a in arrays]
+    finite = [a[np.isfinite(a)] for a in values]
+    finite = [a for a in finite if a.size]
+    if not finite:
+        return None, None
+    return float(min(a.min() for a in finite)), float(max(a.max() for a in finite))
+
+
+def heatmap(
+    z: np.ndarray,
+    *,
+    title: str,
+    colorbar: str,
+    pixel_mm: float = COMPTON_PIXEL_MM,
+    zmin: float | None = None,
+    zmax: float | None = None,
+    colorscale: str = "Viridis",
+    xaxis: str = "x",
+    yaxis: str = "y",
+    showscale: bool = True,
+    name: str = "",
+) -> dict:
+    """A heatmap trace of a 2D map with pixel centres in mm and hover values."""
+    z = np.asarray(z, dtype=float)
+    rows, cols = z.shape
+    trace = {
+        "type": "heatmap",
+        "name": name or title,
+        "z": _clean(z),
+        "x": _clean((np.arange(cols) + 0.5) * pixel_mm),
+        "y": _clean((np.arange(rows) + 0.5) * pixel_mm),
+        "colorscale": colorscale,
+        "colorbar": {"title": {"text": colorbar}},
+        "hovertemplate": f"x %{{x:.2f}} mm<br>y %{{y:.2f}} mm<br>{colorbar} %{{z:.4g}}<extra></extra>",
+        "xaxis": xaxis,
+        "yaxis": yaxis,
+        "showscale": showscale,
+    }
+    if zmin is not None and zmax is not None:
+        trace.update(zmin=zmin, zmax=zmax, zauto=False)
+    return trace
+
+
+def _map_figure(z: np.ndarray, *, title: str, colorbar: str, pixel_mm: float = COMPTON_PIXEL_MM):
+    return {
+        "data": [heatmap(z, title=title, colorbar=colorbar, pixel_mm=pixel_mm)],
+        "layout": {
+            **LAYOUT_BASE,
+            "title": {"text": title},
+            "xaxis": {"title": {"text": "x (mm)"}, "constrain": "domain"},
+            "yaxis": {"title": {"text": "y (mm)"}, "scaleanchor": "x", "autorange": "reversed"},
+        },
+    }
+
+
+def li_maps_by_region(
+    maps: Sequence[np.ndarray],
+    titles: Sequence[str],
+    *,
+    colorbar: str = "Li stoichiometry (1 - x)",
+    pixel_mm: float = COMPTON_PIXEL_MM,
+    columns: int | None = None,
+) -> dict:
+    """Maps (one per depth region, or per state and region) sharing ONE colour scale.
+
+    Panels run left to right, ``columns`` per row (all in one row by default), e.g. a row
+    per charge state and a column per region. Axes in mm keep the pixels square.
+    """
+    zmin, zmax = _finite_range(maps)
+    n = max(len(maps), 1)
+    columns = min(columns or n, n)
+    rows = -(-n // columns)
+    gap_x, gap_y = 0.04, 0.1 if rows > 1 else 0.0
+    width = (1 - gap_x * (columns - 1)) / columns
+    height = (1 - gap_y * (rows - 1)) / rows
+    data: list[dict] = []
+    layout: dict[str, Any] = {
+        **LAYOUT_BASE,
+        "title": {"text": colorbar},
+        "annotations": [],
+        "height": 120 + 360 * rows,
+        "margin": {"l": 60, "r": 20, "t": 80, "b": 50},
+    }
+    for i, (z, title) in enumerate(zip(maps, titles, strict=True)):
+        suffix = "" if i == 0 else str(i + 1)
+        row, col = divmod(i, columns)
+        x0 = col * (width + gap_x)
+        y1 = 1 - row * (height + gap_y)
+        data.append(
+            heatmap(
+                z,
+                title=title,
+                colorbar=colorbar,
+                pixel_mm=pixel_mm,
+                zmin=zmin,
+                zmax=zmax,
+                xaxis=f"x{suffix}",
+                yaxis=f"y{suffix}",
+                showscale=i == n - 1,
+                name=title,
+            )
+        )
+        layout[f"xaxis{suffix}"] = {
+            "domain": [x0, x0 + width],
+            "title": {"text": "x (mm)" if row == rows - 1 else ""},
+            "anchor": f"y{suffix}",
+            "constrain": "domain",
+        }
+        layout[f"yaxis{suffix}"] = {
+            "domain": [y1 - height, y1],
+            "title": {"text": "y (mm)" if col == 0 else ""},
+            "anchor": f"x{suffix}",
+            "scaleanchor": f"x{suffix}",
+            "constrain": "domain",
+            "autorange": "reversed",
+        }
+        layout["annotations"].append(
+            {
+                "text": title,
+                "x": x0 + width / 2,
+                "y": y1,
+                "yshift": 18,
+                "xref": "paper",
+                "yref": "paper",
+                "showarrow": False,
+            }
+        )
+    return {"data": data, "layout": layout}
+
+
+def s_vs_lithium(points: Sequence[Mapping[str, Any]], *, calibration=S_CALIBRATION) -> dict:
+    """S-parameter against (1 - x) with the calibration line S = a + b (1 - x).
+
+    ``points``: dicts with ``s``, ``li`` (= 1 - x) and a ``label``.
+    """
+    a, b = calibration
+    xs = np.linspace(0.0, 1.0, 21)
+    return {
+        "data": [
+            {
+                "type": "scatter",
+                "mode": "lines",
+                "name": f"calibration S = {a:.3f} + {b:.3f} (1 - x)",
+                "x": _clean(xs),
+                "y": _clean(a + b * xs),
+            },
+            {
+                "type": "scatter",
+                "mode": "markers+text",
+                "name": "measured",
+                "x": [p.get("li") for p in points],
+                "y": [p.get("s") for p in points],
+                "text": [p.get("label", "") for p in points],
+                "textposition": "top center",
+                "marker": {"size": 9},
+                "hovertemplate": "%{text}<br>1 - x %{x:.3f}<br>S %{y:.3f}<extra></extra>",
+            },
+        ],
+        "layout": {
+            **LAYOUT_BASE,
+            "title": {"text": "S-parameter against Li stoichiometry"},
+            "xaxis": {"title": {"text": "1 - x"}},
+            "yaxis": {"title": {"text": "S"}},
+        },
+    }
+
+
+def nyquist(z_real: np.ndarray, z_imag: np.ndarray, *, name: str = "simulated") -> dict:
+    """Nyquist plot of the normalised impedance (Eq. 2): -Im Z against Re Z, equal axes."""
+    return {
+        "data": [
+            {
+                "type": "scatter",
+                "mode": "lines+markers",
+                "name": name,
+                "x": _clean(z_real),
+                "y": _clean(-np.asarray(z_imag, dtype=float)),
+                "hovertemplate": "Re %{x:.4g}<br>-Im %{y:.4g}<extra></extra>",
+            }
+        ],
+        "layout": {
+            **LAYOUT_BASE,
+            "title": {"text": "Simulated EIS (Nyquist, normalised)"},
+            "xaxis": {"title": {"text": "Re Z~"}},
+            "yaxis": {"title": {"text": "-Im Z~"}, "scaleanchor": "x"},
+        },
+    }
+
+
+def _line(x, y, *, title, xtitle, ytitle, name="", log_y=False) -> dict:
+    return {
+        "data": [
+            {
+                "type": "scatter",
+                "mode": "lines",
+                "name": name or title,
+                "x": _clean(x),
+                "y": _clean(y),
+            }
+        ],
+        "layout": {
+            **LAYOUT_BASE,
+            "title": {"text": title},
+            "xaxis": {"title": {"text": xtitle}},
+            "yaxis": {"title": {"text": ytitle}, **({"type": "log"} if log_y else {})},
+        },
+    }
+
+
+def _bar(labels, values, *, title, ytitle) -> dict:
+    return {
+        "data": [{"type": "bar", "x": list(labels), "y": _clean(values), "name": title}],
+        "layout": {**LAYOUT_BASE, "title": {"text": title}, "yaxis": {"title": {"text": ytitle}}},
+    }
+
+
+def _get(f: h5py.File, name: str) -> np.ndarray | None:
+    obj = f.get(name)
+    return obj[()] if isinstance(obj, h5py.Dataset) else None
+
+
+def _events_figures(f: h5py.File, summary) -> dict:
+    figs = {}
+    bins, summed = _get(f, "energy_bins"), _get(f, "summed_histogram")
+    if bins is not None and summed is not None:
+        figs["spectrum"] = _line(
+            bins,
+            summed,
+            title="Summed spectrum",
+            xtitle="energy (keV)",
+            ytitle="counts",
+            log_y=True,
+        )
+    hist = f.get("pixel_histograms")
+    if isinstance(hist, h5py.Dataset):
+        counts = np.asarray(hist[()], dtype=np.float64).sum(axis=-1)
+        figs["counts"] = _map_figure(counts, title="Counts per pixel", colorbar="counts")
+    return figs
+
+
+def _compton_figures(f: h5py.File, summary) -> dict:
+    figs = {}
+    for name, title, bar in (
+        ("li_stoichiometry", "Li stoichiometry map", "1 - x"),
+        ("s_parameter", "S-parameter map", "S"),
+        ("peak_center_kev", "Compton peak centre", "keV"),
+        ("compton_counts", "Compton counts", "counts"),
+    ):
+        z = _get(f, name)
+        if z is not None and z.ndim == 2:
+            figs[name if name != "li_stoichiometry" else "li_map"] = _map_figure(
+                z, title=title, colorbar=bar
+            )
+    bins, summed = _get(f, "energy_bins"), _get(f, "summed_spectrum")
+    if bins is not None and summed is not None and bins.shape == summed.shape:
+        figs["spectrum"] = _line(
+            bins, summed, title="Summed spectrum (mask)", xtitle="energy (keV)", ytitle="counts"
+        )
+    pz, j = _get(f, "profile/pz_au"), _get(f, "profile/j")
+    if pz is not None and j is not None:
+        figs["profile"] = _line(
+            pz, j, title="Compton profile J(p_z)", xtitle="p_z (a.u.)", ytitle="J"
+        )
+    s, li = (
+        summary.get("s_total", summary.get("s_mean")),
+        summary.get("li_total", summary.get("li_mean")),
+    )
+    if s is not None and li is not None:
+        figs["s_vs_li"] = s_vs_lithium([{"s": s, "li": li, "label": "this map"}])
+    return figs
+
+
+def _segment_figures(f: h5py.File, summary) -> dict:
+    figs = {}
+    lateral = _get(f, "lateral_porosity")
+    voxel_um = float(f.attrs.get("voxel_size_um", 0) or 0) or None
+    pixel_mm = voxel_um / 1000 if voxel_um else 1.0
+    if lateral is not None and lateral.ndim == 3:
+        figs["porosity_maps"] = li_maps_by_region(
+            [lateral[i] for i in range(lateral.shape[0])],
+            [f"region {i + 1}" for i in range(lateral.shape[0])],
+            colorbar="porosity",
+            pixel_mm=pixel_mm,
+        )
+    by_region = _get(f, "porosity_by_region")
+    if by_region is not None:
+        figs["porosity_by_region"] = _bar(
+            [f"region {i + 1}" for i in range(len(by_region))],
+            np.asarray(by_region) * 100,
+            title="Porosity by depth region",
+            ytitle="porosity (vol%)",
+        )
+    return figs
+
+
+def _first_dataset(f: h5py.File, names: Sequence[str]) -> np.ndarray | None:
+    for name in names:
+        arr = _get(f, name)
+        if arr is not None:
+            return arr
+    return None
+
+
+def _tortuosity_figures(f: h5py.File, summary) -> dict:
+    figs = {}
+    field = _first_dataset(f, ("concentration", "fields/concentration"))
+    if field is not None and field.ndim == 3:
+        mid = field.shape[2] // 2
+        figs["concentration"] = _map_figure(
+            field[:, :, mid], title="Concentration (mid slice)", colorbar="C", pixel_mm=1.0
+        )
+    if summary.get("tau") is not None:
+        figs["tortuosity"] = _bar(
+            ["tau"],
+            [summary["tau"]],
+            title=f"Tortuosity along axis {summary.get('axis')}",
+            ytitle="tau",
+        )
+    return figs
+
+
+def _eis_figures(f: h5py.File, summary) -> dict:
+    zr, zi = _get(f, "impedance/z_real"), _get(f, "impedance/z_imag")
+    return {"nyquist": nyquist(zr, zi)} if zr is not None and zi is not None else {}
+
+
+def _register_figures(f: h5py.File, summary) -> dict:
+    reg = _get(f, "registered")
+    fixed = _get(f, "fixed")
+    figs = {}
+    if reg is not None and reg.ndim == 2:
+        fig = _map_figure(reg, title="XCT registered onto the Compton grid", colorbar="XCT")
+        if fixed is not None and fixed.shape == reg.shape:
+            contour = heatmap(fixed, title="Compton", colorbar="Compton")
+            contour.update(type="contour", showscale=False, contours={"coloring": "lines"})
+            fig["data"].append(contour)
+        figs["overlay"] = fig
+    return figs
+
+
+def _transport_table_figures(f: h5py.File, summary) -> dict:
+    rows = summary.get("rows") or []
+    figs = {}
+    for quantity, title, ytitle in (
+        ("tau", "Tortuosity by region and direction", "tau"),
+        ("d_directional_cm2_s", "Directional diffusivity (Eq. 4)", "D (cm^2/s)"),
+    ):
+        data = []
+        for direction in sorted({r.get("direction") for r in rows if r.get("direction")}):
+            sel = [r for r in rows if r.get("direction") == direction]
+            data.append(
+                {
+                    "type": "bar",
+                    "name": direction,
+                    "x": [f"region {r.get('region')}" for r in sel],
+                    "y": [r.get(quantity) for r in sel],
+                }
+            )
+        if data:
+            figs[quantity] = {
+                "data": data,
+                "layout": {
+                    **LAYOUT_BASE,
+                    "barmode": "group",
+                    "title": {"text": title},
+                    "yaxis": {"title": {"text": ytitle}},
+                },
+            }
+    return figs
+
+
+def _correlate_figures(f: h5py.File, summary) -> dict:
+    regions = sorted(
+        (k for k in f if k.startswith("region_") and isinstance(f[k], h5py.Group)),
+        key=lambda k: int(k.split("_")[1]),
+    )
+    figs = {}
+    porosity = [f[k]["porosity"][()] for k in regions if "porosity" in f[k]]
+    li = [f[k]["li_stoichiometry"][()] for k in regions if "li_stoichiometry" in f[k]]
+    titles = [k.replace("_", " ") for k in regions]
+    if li and len(li) == len(regions):
+        figs["li_maps"] = li_maps_by_region(li, titles)
+    if porosity and len(porosity) == len(regions):
+        overlay = li_maps_by_region(porosity, titles, colorbar="XCT porosity on the Compton grid")
+        # the Compton map as contour lines over the registered XCT porosity
+        for i, z in enumerate(li[: len(porosity)]):
+            contour = heatmap(z, title=f"Li {titles[i]}", colorbar="1 - x")
+            contour.update(
+                type="contour",
+                showscale=False,
+                contours={"coloring": "lines"},
+                line={"width": 1},
+                colorscale="Greys",
+                xaxis=overlay["data"][i]["xaxis"],
+                yaxis=overlay["data"][i]["yaxis"],
+            )
+            overlay["data"].append(contour)
+        figs["overlay"] = overlay
+    scatter = []
+    for k in regions:
+        pairs = f[k].get("pairs")
+        if isinstance(pairs, h5py.Dataset) and pairs.shape[0]:
+            p = pairs[()]
+            scatter.append(
+                {
+                    "type": "scatter",
+                    "mode": "markers",
+                    "name": k.replace("_", " "),
+                    "x": _clean(p[:, 0]),
+                    "y": _clean(p[:, 1]),
+                    "marker": {"size": 4, "opacity": 0.6},
+                }
+            )
+    if scatter:
+        figs["li_vs_porosity"] = {
+            "data": scatter,
+            "layout": {
+                **LAYOUT_BASE,
+                "title": {"text": "Li stoichiometry against porosity, per pixel"},
+                "xaxis": {"title": {"text": "porosity"}},
+                "yaxis": {"title": {"text": "1 - x"}},
+            },
+        }
+    return figs
+
+
+BUILDERS = {
+    "correlate": _correlate_figures,
+    "transport_table": _transport_table_figures,
+    "events": _events_figures,
+    "compton": _compton_figures,
+    "segment": _segment_figures,
+    "tortuosity": _tortuosity_figures,
+    "eis_sim": _eis_figures,
+    "register": _register_figures,
+}
+
+
+def build_figures(
+    kind: str, output_path: str | Path, summary: Mapping[str, Any]
+) -> dict[str, dict]:
+    """All figures of one stage result, by name; the first is the result's main figure."""
+    builder = BUILDERS.get(kind)
+    if builder is None:
+        return {}
+    with h5py.File(output_path, "r") as f:
+        return builder(f, dict(summary))

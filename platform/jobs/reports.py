@@ -1,0 +1,355 @@
+"""Comparison reports for a cell: charged vs discharged per region, the region 1 -> 2 -> 3
+gradient (as the paper's 3 % and 16 %), and DIT vs slurry-cast cells side by side.
+
+:func:`build_cell_report` collects the latest succeeded results of a cell into plain tables
+(lists of dicts, also written as CSV) and Plotly figures. :func:`render_offline_html` wraps it
+into ONE self-contained HTML file (plotly.js inlined) that opens without a network.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import zipfile
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+from django.conf import settings
+from django.template.loader import render_to_string
+from django.utils import timezone
+
+from . import figures
+from .models import JobStatus, Result
+
+__all__ = [
+    "percent_change",
+    "gradient_rows",
+    "charged_vs_discharged_rows",
+    "build_cell_report",
+    "build_sample_report",
+    "tables_to_csv",
+    "render_offline_html",
+    "report_zip",
+    "PLOTLY_JS",
+]
+
+PLOTLY_JS = Path(settings.BASE_DIR) / "frontend" / "static" / "vendor" / "plotly.min.js"
+STATES = ("pristine", "charged", "discharged", "other")
+
+
+def percent_change(before: float | None, after: float | None) -> float | None:
+    """(after - before) / before in percent; None when undefined."""
+    if before is None or after is None or before == 0:
+        return None
+    return 100.0 * (after - before) / before
+
+
+def gradient_rows(li_by_state_region: Mapping[str, Mapping[int, float]]) -> list[dict]:
+    """Region-to-region change of Li stoichiometry (1 - x) per charge state.
+
+    The paper (discharged DIT cell, 1 - x = 0.76, 0.73, 0.61) reports the drop as 3 % from
+    region 1 to 2 and 16 % from 2 to 3; here a drop is a negative percentage relative to the
+    earlier region (-3.9 %, -16.4 % for those numbers).
+    """
+    rows = []
+    for state in sorted(li_by_state_region, key=_state_order):
+        by_region = li_by_state_region[state]
+        regions = sorted(by_region)
+        row: dict[str, Any] = {"state": state}
+        for r in regions:
+            row[f"li_region_{r}"] = by_region[r]
+        for a, b in zip(regions, regions[1:], strict=False):
+            row[f"change_{a}_to_{b}_pct"] = _round(percent_change(by_region[a], by_region[b]))
+        if len(regions) > 1:
+            row[f"change_{regions[0]}_to_{regions[-1]}_pct"] = _round(
+                percent_change(by_region[regions[0]], by_region[regions[-1]])
+            )
+        rows.append(row)
+    return rows
+
+
+def charged_vs_discharged_rows(values: Mapping[tuple[str, int], Mapping[str, float]]) -> list[dict]:
+    """Per region: S and 1 - x in the charged and discharged states, and their difference."""
+    regions = sorted({r for (_, r) in values})
+    rows = []
+    for r in regions:
+        c, d = values.get(("charged", r), {}), values.get(("discharged", r), {})
+        row = {
+            "region": r,
+            "s_charged": c.get("s"),
+            "s_discharged": d.get("s"),
+            "li_charged": c.get("li"),
+            "li_discharged": d.get("li"),
+        }
+        if c.get("li") is not None and d.get("li") is not None:
+            row["li_difference"] = _round(d["li"] - c["li"], 4)
+        rows.append(row)
+    return rows
+
+
+def _round(v: float | None, n: int = 1) -> float | None:
+    return None if v is None else round(float(v), n)
+
+
+def _state_order(state: str) -> int:
+    return STATES.index(state) if state in STATES else len(STATES)
+
+
+def _latest(results: Iterable[Result]) -> dict[tuple, Result]:
+    """The newest succeeded result per (charge state, region)."""
+    out: dict[tuple, Result] = {}
+    for res in results:
+        key = (res.charge_state_id, res.region)
+        if key not in out:  # results come newest first
+            out[key] = res
+    return out
+
+
+def _cell_results(cell, kind: str) -> list[Result]:
+    return list(
+        Result.objects.filter(cell=cell, kind=kind, job__status=JobStatus.SUCCEEDED)
+        .select_related("charge_state")
+        .order_by("-created_at", "-id")
+    )
+
+
+def _num(summary: Mapping, *names: str) -> float | None:
+    for name in names:
+        v = summary.get(name)
+        if isinstance(v, int | float):
+            return float(v)
+    return None
+
+
+def _read_map(res: Result, name: str) -> np.ndarray | None:
+    if not res.output_file:
+        return None
+    try:
+        with h5py.File(res.output_file.path, "r") as f:
+            obj = f.get(name)
+            return obj[()] if isinstance(obj, h5py.Dataset) else None
+    except OSError:
+        return None
+
+
+def _compton_values(cell) -> tuple[dict, dict]:
+    """({(state, region): {"s", "li", "result"}}, {(state, region): li map})."""
+    values, maps = {}, {}
+    for (_, region), res in _latest(_cell_results(cell, "compton")).items():
+        state = res.charge_state.state if res.charge_state_id else "unknown"
+        key = (state, region or 0)
+        values[key] = {
+            "s": _num(res.summary, "s_total", "s_mean"),
+            "li": _num(res.summary, "li_total", "li_mean"),
+            "result": res.pk,
+        }
+        m = _read_map(res, "li_stoichiometry")
+        if m is not None:
+            maps[key] = m
+    return values, maps
+
+
+def _porosity_rows(cell) -> list[dict]:
+    """Per state and depth region: porosity (segment) with tau and D_directional per direction
+    (transport table, the paper's Table 1)."""
+    rows = []
+    segs = _latest(_cell_results(cell, "segment"))
+    tables = _latest(_cell_results(cell, "transport_table"))
+    for (cs_id, _), res in segs.items():
+        state = res.charge_state.state if res.charge_state_id else ""
+        by_region = res.summary.get("porosity_by_region") or []
+        table = tables.get((cs_id, res.region))
+        transport = {}
+        for row in (table.summary.get("rows") or []) if table else []:
+            direction = "through_plane" if row.get("direction") == "through-plane" else "in_plane"
+            transport[(row.get("region"), direction)] = row
+        for i, p in enumerate(by_region):
+            out = {
+                "state": state,
+                "region": i + 1,
+                "porosity_vol_pct": _round(100 * p, 2) if p is not None else None,
+            }
+            for direction in ("through_plane", "in_plane"):
+                row = transport.get((i + 1, direction), {})
+                out[f"tau_{direction}"] = _num(row, "tau")
+                d = _num(row, "d_directional_cm2_s")
+                out[f"d_{direction}_1e-9_cm2_s"] = _round(d * 1e9, 2) if d is not None else None
+            out["result"] = res.pk
+            rows.append(out)
+    return rows
+
+
+def _cell_overview(cell) -> dict:
+    values, _ = _compton_values(cell)
+    porosity = _porosity_rows(cell)
+    sample = cell.cathode
+    row: dict[str, Any] = {
+        "cell": cell.name,
+        "sample": sample.name,
+        "method": sample.get_fabrication_method_display(),
+        "thickness_um": sample.thickness_um,
+    }
+    for p in porosity:
+        row[f"porosity_region_{p['region']}_pct"] = p["porosity_vol_pct"]
+    for (state, region), v in sorted(
+        values.items(), key=lambda kv: (_state_order(kv[0][0]), kv[0][1])
+    ):
+        row[f"li_{state}_region_{region}"] = v["li"]
+    return row
+
+
+def build_cell_report(cell, *, compare_methods: bool = True) -> dict[str, Any]:
+    """Tables and figures of the comparison report for ``cell``.
+
+    Returns ``{"cell": ..., "tables": {name: [row dicts]}, "figures": {name: plotly dict}}``.
+    """
+    values, maps = _compton_values(cell)
+    li_by_state: dict[str, dict[int, float]] = {}
+    for (state, region), v in values.items():
+        if v["li"] is not None:
+            li_by_state.setdefault(state, {})[region] = v["li"]
+    tables: dict[str, list[dict]] = {
+        "li_by_region": [
+            {"state": s, "region": r, "s": v["s"], "li": v["li"], "result": v["result"]}
+            for (s, r), v in sorted(
+                values.items(), key=lambda kv: (_state_order(kv[0][0]), kv[0][1])
+            )
+        ],
+        "charged_vs_discharged": charged_vs_discharged_rows(values),
+        "gradient": gradient_rows(li_by_state),
+        "porosity": _porosity_rows(cell),
+    }
+    if compare_methods:
+        from catalogue.models import Cell
+
+        others = Cell.objects.filter(project_id=cell.project_id).select_related("cathode")
+        tables["methods"] = [
+            _cell_overview(c) for c in others.order_by("cathode__fabrication_method", "name")
+        ]
+
+    figs: dict[str, dict] = {}
+    ordered = sorted(maps, key=lambda k: (_state_order(k[0]), k[1]))
+    if ordered:
+        figs["li_maps"] = figures.li_maps_by_region(
+            [maps[k] for k in ordered],
+            [f"{s}, region {r}" for s, r in ordered],
+            columns=max(sum(1 for k in ordered if k[0] == state) for state, _ in ordered),
+        )
+    points = [
+        {"s": v["s"], "li": v["li"], "label": f"{s} r{r}"}
+        for (s, r), v in sorted(values.items())
+        if v["s"] is not None and v["li"] is not None
+    ]
+    if points:
+        figs["s_vs_li"] = figures.s_vs_lithium(points)
+    if tables["gradient"]:
+        figs["gradient"] = {
+            "data": [
+                {
+                    "type": "scatter",
+                    "mode": "lines+markers",
+                    "name": row["state"],
+                    "x": [int(k.rsplit("_", 1)[1]) for k in row if k.startswith("li_region_")],
+                    "y": [row[k] for k in row if k.startswith("li_region_")],
+                }
+                for row in tables["gradient"]
+            ],
+            "layout": {
+                **figures.LAYOUT_BASE,
+                "title": {"text": "Li stoichiometry through the thickness"},
+                "xaxis": {"title": {"text": "region (1 = separator side)"}, "dtick": 1},
+                "yaxis": {"title": {"text": "1 - x"}},
+            },
+        }
+    methods_with_porosity = [
+        row for row in tables.get("methods", []) if row.get("porosity_region_1_pct") is not None
+    ]
+    if methods_with_porosity:
+        figs["methods"] = {
+            "data": [
+                {
+                    "type": "bar",
+                    "name": f"{row['cell']} ({row['method']})",
+                    "x": ["region 1", "region 2", "region 3"],
+                    "y": [row.get(f"porosity_region_{r}_pct") for r in (1, 2, 3)],
+                }
+                for row in methods_with_porosity
+            ],
+            "layout": {
+                **figures.LAYOUT_BASE,
+                "barmode": "group",
+                "title": {"text": "Porosity by region: cells side by side"},
+                "yaxis": {"title": {"text": "porosity (vol%)"}},
+            },
+        }
+    return {"cell": str(cell), "cell_id": cell.pk, "tables": tables, "figures": figs}
+
+
+def build_sample_report(sample) -> dict[str, Any]:
+    """The report of every cell built from ``sample`` (an electrode), tables row-bound with a
+    ``cell`` column, Li maps per cell, and the project's DIT vs slurry comparison."""
+    from catalogue.models import Cell
+
+    tables: dict[str, list[dict]] = {}
+    figs: dict[str, dict] = {}
+    for cell in Cell.objects.filter(cathode=sample).order_by("name", "pk"):
+        report = build_cell_report(cell, compare_methods=False)
+        for name, rows in report["tables"].items():
+            tables.setdefault(name, []).extend({"cell": cell.name, **row} for row in rows)
+        for name, fig in report["figures"].items():
+            fig = {**fig, "layout": {**fig.get("layout", {})}}
+            title = fig["layout"].get("title", {}).get("text", name)
+            fig["layout"]["title"] = {"text": f"{cell.name}: {title}"}
+            figs[f"{name}_cell{cell.pk}"] = fig
+    for name in ("li_by_region", "charged_vs_discharged", "gradient", "porosity"):
+        tables.setdefault(name, [])
+    methods = Cell.objects.filter(project_id=sample.project_id).select_related("cathode")
+    tables["methods"] = [
+        _cell_overview(c) for c in methods.order_by("cathode__fabrication_method", "name")
+    ]
+    return {"sample": str(sample), "sample_id": sample.pk, "tables": tables, "figures": figs}
+
+
+def tables_to_csv(rows: Sequence[Mapping[str, Any]]) -> str:
+    """One table as CSV text; the header is the union of the row keys in first-seen order."""
+    header: list[str] = []
+    for row in rows:
+        header.extend(k for k in row if k not in header)
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=header, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: "" if row.get(k) is None else row.get(k) for k in header})
+    return buf.getvalue()
+
+
+def render_offline_html(report: Mapping[str, Any], *, title: str) -> str:
+    """The report as ONE self-contained HTML page: plotly.js and the data are inlined."""
+    plotly_js = PLOTLY_JS.read_text(encoding="utf-8") if PLOTLY_JS.exists() else ""
+    # "</" inside inline <script> would end the element early.
+    payload = json.dumps(report["figures"]).replace("</", "<\\/")
+    return render_to_string(
+        "reports/offline_report.html",
+        {
+            "title": title,
+            "report": report,
+            "tables": report["tables"],
+            "plotly_js": plotly_js.replace("</script", "<\\/script"),
+            "figures_json": payload,
+            "generated_at": timezone.now(),
+        },
+    )
+
+
+def report_zip(report: Mapping[str, Any], *, title: str, basename: str) -> bytes:
+    """A zip with the offline HTML report and one CSV per table."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr(f"{basename}.html", render_offline_html(report, title=title))
+        for name, rows in report["tables"].items():
+            zf.writestr(f"{basename}_{name}.csv", tables_to_csv(rows))
+    return buf.getvalue()
