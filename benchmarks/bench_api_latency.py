@@ -6,8 +6,14 @@ it with N concurrent keep-alive clients (aiohttp). Side by side, the same client
 minimal WSGI app under the same gunicorn settings: the floor of HTTP on this machine, so the
 ratio says what Django, DRF and the database add. Goal: p95 < 100 ms for both endpoints.
 
+With ``--redis-url`` the Django server runs a second time with the Redis cache that production
+configures, which turns on the dataset list's page cache (``catalogue.api.cache``); the run
+without it uses the per-process LocMem cache, where the page cache is off (every request takes
+the lean uncached path). The Redis database given is flushed first.
+
     .venv/bin/python benchmarks/bench_api_latency.py [--quick] [--clients 20]
         [--database-url postgres://postgres@127.0.0.1:5432/correli_bench]
+        [--redis-url redis://127.0.0.1:6379/15]
 
 Writes ``benchmarks/results/api_latency.md``.
 """
@@ -194,6 +200,9 @@ def main() -> None:
     parser.add_argument(
         "--database-url", default="", help="default: a fresh SQLite file in a temp dir"
     )
+    parser.add_argument(
+        "--redis-url", default="", help="also run with this Redis cache (it is flushed)"
+    )
     args = parser.parse_args()
     per_client = 15 if args.quick else 50
 
@@ -222,6 +231,18 @@ def main() -> None:
         ("floor (minimal WSGI app)", "floor_app:app", floor_dir, {**os.environ}),
         ("django", "config.wsgi:application", ROOT / "platform", env),
     ]
+    if args.redis_url:
+        import redis
+
+        redis.Redis.from_url(args.redis_url).flushdb()
+        servers.append(
+            (
+                "django + Redis page cache",
+                "config.wsgi:application",
+                ROOT / "platform",
+                {**env, "REDIS_URL": args.redis_url},
+            )
+        )
     for label, app, cwd, server_env in servers:
         port = free_port()
         proc = start_gunicorn(app, port, server_env, args.workers, args.threads, cwd)
@@ -230,10 +251,12 @@ def main() -> None:
             if label.startswith("floor"):
                 targets = [("floor: GET /", f"{base}/")]
             else:
+                tag = " [Redis page cache]" if "Redis" in label else ""
                 targets = [
-                    ("GET /api/v1/datasets/ (50 of 200)", f"{base}/api/v1/datasets/"),
+                    (f"GET /api/v1/datasets/ (50 of 200){tag}", f"{base}/api/v1/datasets/"),
                     (
-                        f"GET /api/v1/results/{{id}}/figure/ ({seeded['figure_bytes'] // 1024} KiB)",
+                        f"GET /api/v1/results/{{id}}/figure/ ({seeded['figure_bytes'] // 1024} KiB)"
+                        f"{tag}",
                         f"{base}/api/v1/results/{seeded['result']}/figure/",
                     ),
                 ]
@@ -275,6 +298,14 @@ def main() -> None:
         + (", --quick" if args.quick else "")
         + "."
     )
+    if args.redis_url:
+        lines.append("")
+        lines.append(
+            "Untagged rows: LocMem cache, so the dataset list's page cache is off and every "
+            "request runs the lean list path (3 queries). [Redis page cache] rows: the same "
+            "server with REDIS_URL set as in production; the measured list requests are cache "
+            "hits on one page (auth + membership queries, one Redis round trip)."
+        )
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

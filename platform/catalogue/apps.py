@@ -12,3 +12,7 @@ class CatalogueConfig(AppConfig):
 
         for model in (Sample, Cell, ChargeState, Beamtime, Dataset):
             audit.register(model)
+
+        from catalogue import signals
+
+        signals.connect()
