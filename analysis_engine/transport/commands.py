@@ -1,0 +1,427 @@
+"""Commands ``tortuosity``, ``eis-sim`` and ``transport-table`` (see CONTRACTS.md).
+
+The ``run_*`` functions do the work and are what the platform's Celery tasks call; the CLI
+handlers only translate arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from analysis_engine.errors import EngineInputError
+from analysis_engine.io.common import read_array, write_hdf5
+from analysis_engine.transport.impedance import (
+    D_ELECTROLYTE_CM2_S,
+    directional_diffusivity,
+    finite_diffusion_impedance,
+    fit_transmission_line,
+    simulate_impedance,
+)
+from analysis_engine.transport.steady import BACKENDS, tortuosity
+from analysis_engine.transport.table import directional_table
+
+__all__ = ["register", "run_tortuosity", "run_eis_sim", "run_transport_table"]
+
+ProgressFn = Callable[[float, str], None] | None
+PathLike = str | os.PathLike
+
+
+def run_tortuosity(
+    volume_spec: PathLike,
+    output_path: PathLike,
+    *,
+    axis: int,
+    backend: str = "native",
+    pore_value: float | None = None,
+    rtol: float = 1e-5,
+    max_iter: int = 20_000,
+    progress: ProgressFn = None,
+) -> dict[str, Any]:
+    """Steady-state tortuosity of a binary volume; writes concentration and flux fields.
+
+    Parameters
+    ----------
+    volume_spec : str or path
+        ``file.h5:/dataset``, ``file.npy`` or TIFF; pore = nonzero (or ``== pore_value``).
+    output_path : str or path
+        HDF5 written atomically: ``/concentration`` (volume, float32, NaN outside the
+        percolating cluster), ``/flux`` (3, *volume) float32 components along (z, y, x) in
+        units of ``D dC / L``, ``/flux_magnitude``, ``/plane_flux`` (L + 1,).
+    axis : int
+        Transport axis (0 z, 1 y, 2 x); C = 1 on index 0.
+    backend : {"native", "taufactor"}
+    pore_value, rtol, max_iter
+        See :func:`analysis_engine.transport.steady.tortuosity`.
+    progress : callable, optional
+        ``progress(fraction, message)``.
+
+    Returns
+    -------
+    dict
+        ``tau``, ``porosity``, ``d_eff_ratio``, ``axis``, ``backend``,
+        ``percolating_porosity``, ``iterations``, ``residual``, ``shape``.
+    """
+    volume = read_array(volume_spec)
+    res = tortuosity(
+        volume,
+        axis=axis,
+        backend=backend,
+        pore_value=pore_value,
+        rtol=rtol,
+        max_iter=max_iter,
+        progress=progress,
+    )
+    summary = {
+        "tau": res.tau,
+        "porosity": res.porosity,
+        "d_eff_ratio": res.d_eff_ratio,
+        "axis": res.axis,
+        "backend": res.backend,
+        "percolating_porosity": res.percolating_porosity,
+        "iterations": res.iterations,
+        "residual": res.residual,
+        "shape": list(volume.shape),
+    }
+    write_hdf5(
+        output_path,
+        {
+            "/concentration": res.concentration,
+            "/flux": res.flux,
+            "/flux_magnitude": np.sqrt(np.sum(res.flux.astype(np.float64) ** 2, axis=0)).astype(
+                np.float32
+            ),
+            "/plane_flux": res.plane_flux,
+        },
+        attrs={"/": summary, "/flux": {"units": "D dC / L", "components": ["z", "y", "x"]}},
+    )
+    return summary
+
+
+def run_eis_sim(
+    volume_spec: PathLike,
+    output_path: PathLike,
+    *,
+    axis: int,
+    d_electrolyte_cm2_s: float = D_ELECTROLYTE_CM2_S,
+    voxel_size_um: float = 7.91,
+    n_frequencies: int = 25,
+    omega_range: tuple[float, float] = (1e-2, 1e3),
+    fit_window: float = 4.0,
+    pore_value: float | None = None,
+    progress: ProgressFn = None,
+) -> dict[str, Any]:
+    """Simulated EIS (Eqs. 1-2), uniform TLM fit (Eq. 3) and D_directional (Eq. 4).
+
+    Parameters
+    ----------
+    volume_spec : str or path
+        Binary volume (see :func:`run_tortuosity`).
+    output_path : str or path
+        HDF5 with ``/impedance/frequency`` (Hz), ``/impedance/omega_over_omega_c``,
+        ``/impedance/z_real``, ``/impedance/z_imag`` (normalised, Eq. 2) and the fitted line
+        ``/impedance/fit_z_real``, ``/impedance/fit_z_imag``.
+    axis : int
+        Transport axis; the stimulus is applied on index 0.
+    d_electrolyte_cm2_s : float
+        D_e (cm^2/s), sets omega_c = D_e / L^2 and D_directional.
+    voxel_size_um : float
+        Voxel edge (um), for L in physical units (frequencies in Hz only).
+    n_frequencies, omega_range
+        Log-spaced frequencies over ``omega_range`` (units of omega_c).
+    fit_window : float
+        Fit the frequencies with ``omega theta / omega_c <= fit_window`` (theta the fitted
+        time constant), see :func:`fit_transmission_line`.
+    pore_value : float, optional
+    progress : callable, optional
+
+    Returns
+    -------
+    dict
+        ``tau`` (from the TLM fit), ``tau_steady``, ``porosity``, ``d_directional_cm2_s``,
+        ``r_ion_norm``, ``theta``, ``fit_rms_relative_error``, ``omega_c_rad_s``, ``axis``.
+    """
+    if not d_electrolyte_cm2_s > 0 or not voxel_size_um > 0:
+        raise EngineInputError("electrolyte diffusivity and voxel size must be > 0")
+    lo, hi = omega_range
+    if not 0 < lo < hi:
+        raise EngineInputError(f"frequency range must satisfy 0 < low < high, got {omega_range}")
+    volume = read_array(volume_spec)
+
+    def sub(start: float, span: float) -> ProgressFn:
+        if progress is None:
+            return None
+        return lambda f, m: progress(start + span * f, m)
+
+    steady = tortuosity(
+        volume, axis=axis, pore_value=pore_value, return_fields=False, progress=sub(0.0, 0.1)
+    )
+    spectrum = simulate_impedance(
+        volume,
+        axis=axis,
+        n_frequencies=n_frequencies,
+        omega_range=omega_range,
+        pore_value=pore_value,
+        progress=sub(0.1, 0.85),
+    )
+    fit = fit_transmission_line(
+        spectrum.omega_over_omega_c,
+        spectrum.z_norm,
+        porosity=spectrum.porosity,
+        window=fit_window,
+    )
+    length_cm = spectrum.length_voxels * voxel_size_um * 1e-4
+    omega_c = d_electrolyte_cm2_s / length_cm**2
+    omega = spectrum.omega_over_omega_c * omega_c
+    fitted = finite_diffusion_impedance(
+        spectrum.omega_over_omega_c, r_norm=fit.r_ion_norm, theta=fit.theta
+    )
+    summary = {
+        "tau": fit.tau,
+        "tau_steady": steady.tau,
+        "porosity": spectrum.porosity,
+        "d_directional_cm2_s": directional_diffusivity(
+            d_electrolyte_cm2_s, spectrum.porosity, fit.tau
+        ),
+        "r_ion_norm": fit.r_ion_norm,
+        "theta": fit.theta,
+        "fit_rms_relative_error": fit.rms_relative_error,
+        "frequencies_fitted": fit.frequencies_fitted,
+        "omega_c_rad_s": omega_c,
+        "axis": spectrum.axis,
+        "frequencies": int(omega.size),
+    }
+    write_hdf5(
+        output_path,
+        {
+            "/impedance/frequency": omega / (2 * math.pi),
+            "/impedance/omega_rad_s": omega,
+            "/impedance/omega_over_omega_c": spectrum.omega_over_omega_c,
+            "/impedance/z_real": spectrum.z_norm.real,
+            "/impedance/z_imag": spectrum.z_norm.imag,
+            "/impedance/fit_z_real": fitted.real,
+            "/impedance/fit_z_imag": fitted.imag,
+        },
+        attrs={
+            "/": summary,
+            "/impedance/frequency": {"units": "Hz"},
+            "/impedance/z_real": {"units": "normalised, Z A D / L (Eq. 2)"},
+        },
+    )
+    return summary
+
+
+def run_transport_table(
+    volume_spec: PathLike,
+    output_path: PathLike,
+    *,
+    thickness_axis: int = 0,
+    in_plane_axis: int | None = None,
+    n_regions: int = 3,
+    d_electrolyte_cm2_s: float = D_ELECTROLYTE_CM2_S,
+    backend: str = "native",
+    with_eis: bool = False,
+    pore_value: float | None = None,
+    progress: ProgressFn = None,
+) -> dict[str, Any]:
+    """Table 1 rows (porosity, tau, D_directional per depth region and direction).
+
+    Writes ``/porosity`` (n,), ``/tau_through_plane``, ``/tau_in_plane``,
+    ``/d_through_plane_cm2_s``, ``/d_in_plane_cm2_s`` (n,) and the rows as JSON in the root
+    attribute ``rows``. Parameters as :func:`analysis_engine.transport.table.directional_table`.
+
+    Returns
+    -------
+    dict
+        ``rows`` (list of dicts, see ``directional_table``), ``regions``, ``thickness_axis``,
+        ``in_plane_axis``.
+    """
+    volume = read_array(volume_spec)
+    rows = directional_table(
+        volume,
+        thickness_axis=thickness_axis,
+        in_plane_axis=in_plane_axis,
+        n_regions=n_regions,
+        d_electrolyte_cm2_s=d_electrolyte_cm2_s,
+        backend=backend,
+        with_eis=with_eis,
+        pore_value=pore_value,
+        progress=progress,
+    )
+    through = [r for r in rows if r["direction"] == "through-plane"]
+    inplane = [r for r in rows if r["direction"] == "in-plane"]
+    summary = {
+        "rows": rows,
+        "regions": n_regions,
+        "thickness_axis": thickness_axis,
+        "in_plane_axis": inplane[0]["axis"],
+    }
+    write_hdf5(
+        output_path,
+        {
+            "/porosity": [r["porosity"] for r in through],
+            "/tau_through_plane": [r["tau"] for r in through],
+            "/tau_in_plane": [r["tau"] for r in inplane],
+            "/d_through_plane_cm2_s": [r["d_directional_cm2_s"] for r in through],
+            "/d_in_plane_cm2_s": [r["d_directional_cm2_s"] for r in inplane],
+        },
+        attrs={
+            "/": {"rows": json.dumps(_finite(rows)), "d_electrolyte_cm2_s": d_electrolyte_cm2_s}
+        },
+    )
+    return summary
+
+
+def _finite(value: Any) -> Any:
+    """JSON-safe copy: non-finite floats become None."""
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+# --------------------------------------------------------------------------------------------
+# command line
+
+
+def _cli_progress() -> Callable[[float, str], None]:
+    from analysis_engine.cli import progress
+
+    return lambda fraction, message: progress(message, fraction)
+
+
+def _axis(text: str) -> int:
+    names = {"z": 0, "y": 1, "x": 2}
+    if text.lower() in names:
+        return names[text.lower()]
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"axis must be 0, 1, 2 or z, y, x, got {text!r}") from None
+    if value not in (0, 1, 2):
+        raise argparse.ArgumentTypeError(f"axis must be 0, 1, 2 or z, y, x, got {text!r}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "tortuosity",
+        help="steady-state tortuosity factor of a binary volume (TauFactor method)",
+        description="Steady-state tortuosity factor, concentration and flux fields.",
+    )
+    p.add_argument("volume", help="binary volume: file.h5:/path, file.npy or TIFF; pore = nonzero")
+    p.add_argument("-o", "--output", required=True, help="output HDF5 file")
+    p.add_argument("--axis", required=True, type=_axis, help="transport axis: 0/z, 1/y, 2/x")
+    p.add_argument("--backend", choices=BACKENDS, default="native")
+    p.add_argument("--pore-value", type=float, default=None, help="pore label of a labelled volume")
+    p.add_argument("--rtol", type=_positive_float, default=1e-5, help="relative residual (native)")
+    p.add_argument("--max-iter", type=int, default=20_000)
+    p.set_defaults(
+        func=lambda a: run_tortuosity(
+            a.volume,
+            a.output,
+            axis=a.axis,
+            backend=a.backend,
+            pore_value=a.pore_value,
+            rtol=a.rtol,
+            max_iter=a.max_iter,
+            progress=_cli_progress(),
+        )
+    )
+
+    p = subparsers.add_parser(
+        "eis-sim",
+        help="simulated EIS (Eq. 1-2), transmission-line fit (Eq. 3), D_directional (Eq. 4)",
+        description="Frequency-domain diffusion impedance of a binary volume and its TLM fit.",
+    )
+    p.add_argument("volume", help="binary volume: file.h5:/path, file.npy or TIFF; pore = nonzero")
+    p.add_argument("-o", "--output", required=True, help="output HDF5 file")
+    p.add_argument("--axis", required=True, type=_axis)
+    p.add_argument(
+        "--d-electrolyte",
+        type=_positive_float,
+        default=D_ELECTROLYTE_CM2_S,
+        metavar="CM2_S",
+        help="D_e in cm^2/s (default 1.39e-7)",
+    )
+    p.add_argument("--voxel-size-um", type=_positive_float, default=7.91)
+    p.add_argument("--frequencies", type=int, default=25, help="number of frequencies")
+    p.add_argument(
+        "--omega-range",
+        type=_positive_float,
+        nargs=2,
+        default=(1e-2, 1e3),
+        metavar=("LOW", "HIGH"),
+        help="span in units of omega_c = D_e / L^2",
+    )
+    p.add_argument(
+        "--fit-window",
+        type=_positive_float,
+        default=4.0,
+        help="fit frequencies with omega * theta / omega_c up to this",
+    )
+    p.add_argument("--pore-value", type=float, default=None)
+    p.set_defaults(
+        func=lambda a: run_eis_sim(
+            a.volume,
+            a.output,
+            axis=a.axis,
+            d_electrolyte_cm2_s=a.d_electrolyte,
+            voxel_size_um=a.voxel_size_um,
+            n_frequencies=a.frequencies,
+            omega_range=tuple(a.omega_range),
+            fit_window=a.fit_window,
+            pore_value=a.pore_value,
+            progress=_cli_progress(),
+        )
+    )
+
+    p = subparsers.add_parser(
+        "transport-table",
+        help="Table 1 rows: porosity, tau, D_directional per depth region and direction",
+        description="Per depth region (equal slabs along the thickness) and direction.",
+    )
+    p.add_argument("volume", help="binary volume: file.h5:/path, file.npy or TIFF; pore = nonzero")
+    p.add_argument("-o", "--output", required=True, help="output HDF5 file")
+    p.add_argument("--thickness-axis", type=_axis, default=0)
+    p.add_argument("--in-plane-axis", type=_axis, default=None)
+    p.add_argument("--regions", type=int, default=3)
+    p.add_argument(
+        "--d-electrolyte", type=_positive_float, default=D_ELECTROLYTE_CM2_S, metavar="CM2_S"
+    )
+    p.add_argument("--backend", choices=BACKENDS, default="native")
+    p.add_argument("--eis", action="store_true", help="also fit the simulated EIS per row")
+    p.add_argument("--pore-value", type=float, default=None)
+    p.set_defaults(
+        func=lambda a: run_transport_table(
+            a.volume,
+            a.output,
+            thickness_axis=a.thickness_axis,
+            in_plane_axis=a.in_plane_axis,
+            n_regions=a.regions,
+            d_electrolyte_cm2_s=a.d_electrolyte,
+            backend=a.backend,
+            with_eis=a.eis,
+            pore_value=a.pore_value,
+            progress=_cli_progress(),
+        )
+    )
