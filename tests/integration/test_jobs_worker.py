@@ -63,7 +63,8 @@ def start_worker(redis_broker, settings, tmp_path):
             "DJANGO_SETTINGS_MODULE": "config.settings.test",
             "DATABASE_URL": _database_url(connection.settings_dict),
             "CELERY_BROKER_URL": redis_broker,
-            "CELERY_RESULT_BACKEND": backend_url if result_backend else "none",
+            # without an explicit backend the settings' default applies (Redis with a Redis broker)
+            "CELERY_RESULT_BACKEND": backend_url if result_backend else "",
             "CELERY_TASK_DEFAULT_QUEUE": queue,
             "CELERY_TASK_ALWAYS_EAGER": "false",
             # a killed worker's task comes back after 2 s, checked every second

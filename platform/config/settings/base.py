@@ -158,15 +158,12 @@ CELERY_BROKER_URL = env("CELERY_BROKER_URL", f"sqla+sqlite:///{VAR_DIR / 'celery
 # Chords (the pipeline's fan-in, chunked reconstruction) need a result backend. With Redis as the
 # broker it defaults to Redis; the embedded broker runs without one and the pipeline falls back
 # to chaining its final step (see jobs.pipelines).
-# CELERY_RESULT_BACKEND=none turns it off.
 CELERY_RESULT_BACKEND = env(
     "CELERY_RESULT_BACKEND",
     (env("REDIS_URL") or CELERY_BROKER_URL)
     if CELERY_BROKER_URL.startswith(("redis://", "rediss://"))
     else None,
 )
-if CELERY_RESULT_BACKEND and CELERY_RESULT_BACKEND.lower() == "none":
-    CELERY_RESULT_BACKEND = None
 CELERY_TASK_DEFAULT_QUEUE = env("CELERY_TASK_DEFAULT_QUEUE", "celery")
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
