@@ -204,6 +204,9 @@ class TwinSize:
     compton_counts: float  # expected Compton photons of a full electrode pixel
     frames: int
     pixel_block_rows: int  # Compton rows generated at once (bounds memory)
+    # DIT lateral bridges span this many slices (5 slices per region at the small scale: taller
+    # bridges would not percolate laterally within a region)
+    bridge_height: int = 1
 
     @property
     def voxel_um(self) -> float:
@@ -217,7 +220,7 @@ SIZES: dict[str, TwinSize] = {
         lateral_voxels=192,
         disc_padding=8,
         thickness_voxels={"dit": 15, "sc": 15},
-        channel_spacing=8.0,
+        channel_spacing=16.0,  # 1 mm electrode in 15 slices: wider channels + bridges
         n_angles=300,
         scan_range_deg=180.0,
         half_acquisition=False,
@@ -233,7 +236,7 @@ SIZES: dict[str, TwinSize] = {
         lateral_voxels=96,
         disc_padding=6,
         thickness_voxels={"dit": 12, "sc": 12},
-        channel_spacing=8.0,
+        channel_spacing=12.0,
         n_angles=90,
         scan_range_deg=180.0,
         half_acquisition=False,
@@ -282,6 +285,7 @@ def _phantom(spec: CellSpec, size: TwinSize, seed: int):
             porosity_by_region=spec.porosity_by_region,
             channel_spacing=size.channel_spacing,
             secondary_porosity=0.0,
+            bridge_height=size.bridge_height,
             **common,
         )
     else:

@@ -25,12 +25,68 @@ from analysis_engine.transport.impedance import (
     simulate_impedance,
 )
 from analysis_engine.transport.steady import BACKENDS, tortuosity
-from analysis_engine.transport.table import directional_table
+from analysis_engine.transport.table import (
+    _check_box,
+    directional_table,
+    electrode_region_boxes,
+)
 
 __all__ = ["register", "run_tortuosity", "run_eis_sim", "run_transport_table"]
 
 ProgressFn = Callable[[float, str], None] | None
 PathLike = str | os.PathLike
+
+#: datasets of a ``segment`` output (CONTRACTS.md) that make a file a segmentation
+SEGMENTATION_DATASETS = ("/pore_mask", "/electrode_mask")
+CROPS = ("electrode", "none")
+
+
+def read_segmentation(spec: PathLike) -> tuple[np.ndarray, np.ndarray | None]:
+    """Pore volume and, for a segmentation file, its electrode mask.
+
+    ``spec`` naming a whole HDF5 file that holds ``/pore_mask`` and ``/electrode_mask`` (the
+    ``segment`` output) returns both masks; any other spec (``file.h5:/dataset``, ``.npy``,
+    TIFF) returns the volume and ``None``.
+    """
+    import re
+
+    from analysis_engine.io.common import open_hdf5
+
+    text = str(spec)
+    if re.search(r"\.(h5|hdf5|hdf|nxs)$", text, re.IGNORECASE) and os.path.exists(text):
+        with open_hdf5(text) as f:
+            if all(name in f for name in SEGMENTATION_DATASETS):
+                pores = np.asarray(f["/pore_mask"][()]).astype(bool)
+                electrode = np.asarray(f["/electrode_mask"][()]).astype(bool)
+                if pores.shape != electrode.shape:
+                    raise EngineInputError(
+                        f"{os.path.basename(text)}: /pore_mask {pores.shape} and "
+                        f"/electrode_mask {electrode.shape} differ in shape"
+                    )
+                return pores & electrode, electrode
+    return read_array(spec), None
+
+
+def _check_crop(crop: str) -> None:
+    if crop not in CROPS:
+        raise EngineInputError(f"crop must be one of {', '.join(CROPS)}, got {crop!r}")
+
+
+def _cropped_volume(
+    volume_spec: PathLike, *, crop: str, box: Any
+) -> tuple[np.ndarray, list[list[int]] | None]:
+    """The volume to solve: a segmentation cropped to the box inscribed in its electrode
+    (``crop="electrode"``), an explicit ``box``, or the whole volume. Returns the box used."""
+    _check_crop(crop)
+    volume, electrode = read_segmentation(volume_spec)
+    if box is not None:
+        used = _check_box(box, volume.shape)
+    elif electrode is not None and crop == "electrode":
+        used = electrode_region_boxes(electrode, thickness_axis=0, n_regions=1)[0]
+    else:
+        return volume, None
+    sub = volume[tuple(slice(a, b) for a, b in used)]
+    return np.ascontiguousarray(sub), [[int(a), int(b)] for a, b in used]
 
 
 def run_tortuosity(
@@ -42,6 +98,8 @@ def run_tortuosity(
     pore_value: float | None = None,
     rtol: float = 1e-5,
     max_iter: int = 20_000,
+    crop: str = "electrode",
+    box: list | None = None,
     progress: ProgressFn = None,
 ) -> dict[str, Any]:
     """Steady-state tortuosity of a binary volume; writes concentration and flux fields.
@@ -49,7 +107,8 @@ def run_tortuosity(
     Parameters
     ----------
     volume_spec : str or path
-        ``file.h5:/dataset``, ``file.npy`` or TIFF; pore = nonzero (or ``== pore_value``).
+        ``file.h5:/dataset``, ``file.npy`` or TIFF; pore = nonzero (or ``== pore_value``);
+        or a whole ``segment`` output file (``/pore_mask`` + ``/electrode_mask``).
     output_path : str or path
         HDF5 written atomically: ``/concentration`` (volume, float32, NaN outside the
         percolating cluster), ``/flux`` (3, *volume) float32 components along (z, y, x) in
@@ -59,6 +118,11 @@ def run_tortuosity(
     backend : {"native", "taufactor"}
     pore_value, rtol, max_iter
         See :func:`analysis_engine.transport.steady.tortuosity`.
+    crop : {"electrode", "none"}
+        For a segmentation file: solve in the largest box inscribed in the electrode
+        (default, the paper's sub-volume inside the electrode) or on the whole field of view.
+    box : three (start, stop) pairs, optional
+        Explicit half-open sub-volume along (z, y, x); overrides ``crop``.
     progress : callable, optional
         ``progress(fraction, message)``.
 
@@ -66,9 +130,10 @@ def run_tortuosity(
     -------
     dict
         ``tau``, ``porosity``, ``d_eff_ratio``, ``axis``, ``backend``,
-        ``percolating_porosity``, ``iterations``, ``residual``, ``shape``.
+        ``percolating_porosity``, ``iterations``, ``residual``, ``shape``, ``box`` (the
+        analysed sub-volume, or None for the whole volume).
     """
-    volume = read_array(volume_spec)
+    volume, used_box = _cropped_volume(volume_spec, crop=crop, box=box)
     res = tortuosity(
         volume,
         axis=axis,
@@ -88,6 +153,7 @@ def run_tortuosity(
         "iterations": res.iterations,
         "residual": res.residual,
         "shape": list(volume.shape),
+        "box": used_box,
     }
     write_hdf5(
         output_path,
@@ -99,7 +165,7 @@ def run_tortuosity(
             ),
             "/plane_flux": res.plane_flux,
         },
-        attrs={"/": summary, "/flux": {"units": "D dC / L", "components": ["z", "y", "x"]}},
+        attrs={"/": _attrs(summary), "/flux": {"units": "D dC / L", "components": ["z", "y", "x"]}},
     )
     return summary
 
@@ -115,6 +181,8 @@ def run_eis_sim(
     omega_range: tuple[float, float] = (1e-2, 1e3),
     fit_window: float = 4.0,
     pore_value: float | None = None,
+    crop: str = "electrode",
+    box: list | None = None,
     progress: ProgressFn = None,
 ) -> dict[str, Any]:
     """Simulated EIS (Eqs. 1-2), uniform TLM fit (Eq. 3) and D_directional (Eq. 4).
@@ -122,7 +190,7 @@ def run_eis_sim(
     Parameters
     ----------
     volume_spec : str or path
-        Binary volume (see :func:`run_tortuosity`).
+        Binary volume or segmentation file (see :func:`run_tortuosity`).
     output_path : str or path
         HDF5 with ``/impedance/frequency`` (Hz), ``/impedance/omega_over_omega_c``,
         ``/impedance/z_real``, ``/impedance/z_imag`` (normalised, Eq. 2) and the fitted line
@@ -139,20 +207,23 @@ def run_eis_sim(
         Fit the frequencies with ``omega theta / omega_c <= fit_window`` (theta the fitted
         time constant), see :func:`fit_transmission_line`.
     pore_value : float, optional
+    crop, box
+        Sub-volume of a segmentation, see :func:`run_tortuosity`.
     progress : callable, optional
 
     Returns
     -------
     dict
         ``tau`` (from the TLM fit), ``tau_steady``, ``porosity``, ``d_directional_cm2_s``,
-        ``r_ion_norm``, ``theta``, ``fit_rms_relative_error``, ``omega_c_rad_s``, ``axis``.
+        ``r_ion_norm``, ``theta``, ``fit_rms_relative_error``, ``omega_c_rad_s``, ``axis``,
+        ``box``.
     """
     if not d_electrolyte_cm2_s > 0 or not voxel_size_um > 0:
         raise EngineInputError("electrolyte diffusivity and voxel size must be > 0")
     lo, hi = omega_range
     if not 0 < lo < hi:
         raise EngineInputError(f"frequency range must satisfy 0 < low < high, got {omega_range}")
-    volume = read_array(volume_spec)
+    volume, used_box = _cropped_volume(volume_spec, crop=crop, box=box)
 
     def sub(start: float, span: float) -> ProgressFn:
         if progress is None:
@@ -196,6 +267,7 @@ def run_eis_sim(
         "omega_c_rad_s": omega_c,
         "axis": spectrum.axis,
         "frequencies": int(omega.size),
+        "box": used_box,
     }
     write_hdf5(
         output_path,
@@ -209,7 +281,7 @@ def run_eis_sim(
             "/impedance/fit_z_imag": fitted.imag,
         },
         attrs={
-            "/": summary,
+            "/": _attrs(summary),
             "/impedance/frequency": {"units": "Hz"},
             "/impedance/z_real": {"units": "normalised, Z A D / L (Eq. 2)"},
         },
@@ -228,21 +300,45 @@ def run_transport_table(
     backend: str = "native",
     with_eis: bool = False,
     pore_value: float | None = None,
+    crop: str = "electrode",
+    box: list | None = None,
     progress: ProgressFn = None,
 ) -> dict[str, Any]:
     """Table 1 rows (porosity, tau, D_directional per depth region and direction).
 
     Writes ``/porosity`` (n,), ``/tau_through_plane``, ``/tau_in_plane``,
-    ``/d_through_plane_cm2_s``, ``/d_in_plane_cm2_s`` (n,) and the rows as JSON in the root
-    attribute ``rows``. Parameters as :func:`analysis_engine.transport.table.directional_table`.
+    ``/d_through_plane_cm2_s``, ``/d_in_plane_cm2_s`` (n,), ``/boxes`` (n, 3, 2) and the rows
+    as JSON in the root attribute ``rows``. Parameters as
+    :func:`analysis_engine.transport.table.directional_table`, plus:
+
+    Parameters
+    ----------
+    volume_spec : str or path
+        A whole ``segment`` output file (``/pore_mask`` + ``/electrode_mask``), or a binary
+        volume (``file.h5:/dataset``, ``.npy``, TIFF) analysed as a whole.
+    crop : {"electrode", "none"}
+        For a segmentation file: regions are n equal slabs of the electrode's own extent along
+        the thickness, each cropped to the largest box inscribed in the electrode (default; the
+        paper's sub-volumes inside the electrode), or ``"none"`` for the whole field of view.
+    box : three (start, stop) pairs, optional
+        Explicit half-open sub-volume along (z, y, x), split into the regions; overrides
+        ``crop``.
 
     Returns
     -------
     dict
-        ``rows`` (list of dicts, see ``directional_table``), ``regions``, ``thickness_axis``,
-        ``in_plane_axis``.
+        ``rows`` (list of dicts, see ``directional_table``; each row has its ``box``),
+        ``regions``, ``thickness_axis``, ``in_plane_axis``, ``crop`` (``"electrode"``,
+        ``"box"`` or ``"none"``), ``boxes`` (per region).
     """
-    volume = read_array(volume_spec)
+    _check_crop(crop)
+    volume, electrode = read_segmentation(volume_spec)
+    if box is not None:
+        electrode, used = None, "box"
+    elif electrode is not None and crop == "electrode":
+        used = "electrode"
+    else:
+        electrode, used = None, "none"
     rows = directional_table(
         volume,
         thickness_axis=thickness_axis,
@@ -252,6 +348,8 @@ def run_transport_table(
         backend=backend,
         with_eis=with_eis,
         pore_value=pore_value,
+        electrode=electrode,
+        box=box,
         progress=progress,
     )
     through = [r for r in rows if r["direction"] == "through-plane"]
@@ -261,6 +359,8 @@ def run_transport_table(
         "regions": n_regions,
         "thickness_axis": thickness_axis,
         "in_plane_axis": inplane[0]["axis"],
+        "crop": used,
+        "boxes": [r["box"] for r in through],
     }
     write_hdf5(
         output_path,
@@ -270,12 +370,22 @@ def run_transport_table(
             "/tau_in_plane": [r["tau"] for r in inplane],
             "/d_through_plane_cm2_s": [r["d_directional_cm2_s"] for r in through],
             "/d_in_plane_cm2_s": [r["d_directional_cm2_s"] for r in inplane],
+            "/boxes": np.asarray([r["box"] for r in through], dtype=np.int64),
         },
         attrs={
-            "/": {"rows": json.dumps(_finite(rows)), "d_electrolyte_cm2_s": d_electrolyte_cm2_s}
+            "/": {
+                "rows": json.dumps(_finite(rows)),
+                "d_electrolyte_cm2_s": d_electrolyte_cm2_s,
+                "crop": used,
+            }
         },
     )
     return summary
+
+
+def _attrs(summary: dict[str, Any]) -> dict[str, Any]:
+    """HDF5-attribute-safe summary: the box (or its absence) as JSON text."""
+    return {**summary, "box": json.dumps(summary.get("box"))}
 
 
 def _finite(value: Any) -> Any:
@@ -322,19 +432,46 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _add_crop_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--crop",
+        choices=CROPS,
+        default="electrode",
+        help="for a segmentation file: solve inside the largest box inscribed in the electrode "
+        "(default) or on the whole field of view",
+    )
+    p.add_argument(
+        "--box",
+        type=int,
+        nargs=6,
+        default=None,
+        metavar=("Z0", "Z1", "Y0", "Y1", "X0", "X1"),
+        help="explicit half-open sub-volume to analyse (overrides --crop)",
+    )
+
+
+def _box(values: list[int] | None) -> list[list[int]] | None:
+    return None if values is None else [values[0:2], values[2:4], values[4:6]]
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "tortuosity",
         help="steady-state tortuosity factor of a binary volume (TauFactor method)",
         description="Steady-state tortuosity factor, concentration and flux fields.",
     )
-    p.add_argument("volume", help="binary volume: file.h5:/path, file.npy or TIFF; pore = nonzero")
+    p.add_argument(
+        "volume",
+        help="segmentation file (seg.h5: pores + electrode mask), or a binary volume: "
+        "file.h5:/path, file.npy or TIFF; pore = nonzero",
+    )
     p.add_argument("-o", "--output", required=True, help="output HDF5 file")
     p.add_argument("--axis", required=True, type=_axis, help="transport axis: 0/z, 1/y, 2/x")
     p.add_argument("--backend", choices=BACKENDS, default="native")
     p.add_argument("--pore-value", type=float, default=None, help="pore label of a labelled volume")
     p.add_argument("--rtol", type=_positive_float, default=1e-5, help="relative residual (native)")
     p.add_argument("--max-iter", type=int, default=20_000)
+    _add_crop_options(p)
     p.set_defaults(
         func=lambda a: run_tortuosity(
             a.volume,
@@ -344,6 +481,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             pore_value=a.pore_value,
             rtol=a.rtol,
             max_iter=a.max_iter,
+            crop=a.crop,
+            box=_box(a.box),
             progress=_cli_progress(),
         )
     )
@@ -353,7 +492,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="simulated EIS (Eq. 1-2), transmission-line fit (Eq. 3), D_directional (Eq. 4)",
         description="Frequency-domain diffusion impedance of a binary volume and its TLM fit.",
     )
-    p.add_argument("volume", help="binary volume: file.h5:/path, file.npy or TIFF; pore = nonzero")
+    p.add_argument(
+        "volume",
+        help="segmentation file (seg.h5: pores + electrode mask), or a binary volume: "
+        "file.h5:/path, file.npy or TIFF; pore = nonzero",
+    )
     p.add_argument("-o", "--output", required=True, help="output HDF5 file")
     p.add_argument("--axis", required=True, type=_axis)
     p.add_argument(
@@ -380,6 +523,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="fit frequencies with omega * theta / omega_c up to this",
     )
     p.add_argument("--pore-value", type=float, default=None)
+    _add_crop_options(p)
     p.set_defaults(
         func=lambda a: run_eis_sim(
             a.volume,
@@ -391,6 +535,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             omega_range=tuple(a.omega_range),
             fit_window=a.fit_window,
             pore_value=a.pore_value,
+            crop=a.crop,
+            box=_box(a.box),
             progress=_cli_progress(),
         )
     )
@@ -400,7 +546,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="Table 1 rows: porosity, tau, D_directional per depth region and direction",
         description="Per depth region (equal slabs along the thickness) and direction.",
     )
-    p.add_argument("volume", help="binary volume: file.h5:/path, file.npy or TIFF; pore = nonzero")
+    p.add_argument(
+        "volume",
+        help="segmentation file (seg.h5: pores + electrode mask), or a binary volume: "
+        "file.h5:/path, file.npy or TIFF; pore = nonzero",
+    )
     p.add_argument("-o", "--output", required=True, help="output HDF5 file")
     p.add_argument("--thickness-axis", type=_axis, default=0)
     p.add_argument("--in-plane-axis", type=_axis, default=None)
@@ -411,6 +561,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--backend", choices=BACKENDS, default="native")
     p.add_argument("--eis", action="store_true", help="also fit the simulated EIS per row")
     p.add_argument("--pore-value", type=float, default=None)
+    _add_crop_options(p)
     p.set_defaults(
         func=lambda a: run_transport_table(
             a.volume,
@@ -422,6 +573,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             backend=a.backend,
             with_eis=a.eis,
             pore_value=a.pore_value,
+            crop=a.crop,
+            box=_box(a.box),
             progress=_cli_progress(),
         )
     )

@@ -17,7 +17,15 @@ from analysis_engine.transport.impedance import (
 )
 from analysis_engine.transport.steady import tortuosity
 
-__all__ = ["directional_table", "split_regions"]
+__all__ = [
+    "directional_table",
+    "electrode_region_boxes",
+    "inscribed_rectangle",
+    "split_regions",
+]
+
+#: a box is three half-open (start, stop) index ranges along (z, y, x)
+Box = tuple[tuple[int, int], tuple[int, int], tuple[int, int]]
 
 #: names the paper uses for the two directions (thickness along z in its figures)
 PAPER_PLANE = {"through-plane": "y-z", "in-plane": "x-y"}
@@ -35,6 +43,124 @@ def split_regions(length: int, n_regions: int) -> list[tuple[int, int]]:
     return [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:], strict=True)]
 
 
+def inscribed_rectangle(mask: np.ndarray) -> tuple[tuple[int, int], tuple[int, int]]:
+    """Largest axis-aligned rectangle of ``True`` pixels in a 2D mask (maximal-area).
+
+    Row-by-row histogram of column heights with a monotonic stack, O(rows x cols).
+
+    Parameters
+    ----------
+    mask : numpy.ndarray of bool, shape (rows, cols)
+
+    Returns
+    -------
+    ((r0, r1), (c0, c1))
+        Half-open row and column ranges; ties keep the first found (top-left most).
+
+    Raises
+    ------
+    EngineInputError
+        The mask is not 2D or holds no ``True`` pixel.
+    """
+    m = np.asarray(mask, dtype=bool)
+    if m.ndim != 2:
+        raise EngineInputError(f"expected a 2D mask, got shape {m.shape}")
+    rows, cols = m.shape
+    heights = np.zeros(cols + 1, dtype=np.int64)  # sentinel 0 at the end
+    best = (0, (0, 0), (0, 0))
+    for r in range(rows):
+        heights[:cols] = np.where(m[r], heights[:cols] + 1, 0)
+        if not heights.any():
+            continue
+        h = heights.tolist()
+        stack: list[int] = []
+        for c in range(cols + 1):
+            while stack and h[stack[-1]] >= h[c]:
+                top = stack.pop()
+                height = h[top]
+                left = stack[-1] + 1 if stack else 0
+                area = height * (c - left)
+                if area > best[0]:
+                    best = (area, (r - height + 1, r + 1), (left, c))
+            stack.append(c)
+    if best[0] == 0:
+        raise EngineInputError("the electrode mask is empty: no box fits inside it")
+    return best[1], best[2]
+
+
+def electrode_region_boxes(
+    electrode: np.ndarray, *, thickness_axis: int = 0, n_regions: int = 3
+) -> list[Box]:
+    """Largest box inside the electrode for each of its ``n_regions`` depth slabs.
+
+    The regions are n equal slabs of the electrode's own extent along ``thickness_axis``
+    (:func:`analysis_engine.tomo.segmentation.region_bounds`, the convention of the
+    segmentation and of the XCT-Compton correlation). Within a slab, the lateral footprint is
+    the set of columns that are electrode in *every* slice of the slab, and the box is the
+    largest axis-aligned rectangle inscribed in it, so the box holds electrode only (the paper
+    computes tortuosity on sub-volumes inside the electrode).
+
+    Parameters
+    ----------
+    electrode : numpy.ndarray of bool, shape (z, y, x)
+        Filled electrode mask (``/electrode_mask`` of a segmentation).
+    thickness_axis : int
+        Axis of the electrode thickness.
+    n_regions : int
+        Number of depth regions, region 1 at the low-index end.
+
+    Returns
+    -------
+    list of Box
+        Per region, half-open ``(start, stop)`` index ranges along (z, y, x).
+
+    Raises
+    ------
+    EngineInputError
+        Empty or non-3D mask, bad axis, a slab with no common electrode column.
+    """
+    from analysis_engine.tomo.segmentation import region_bounds
+
+    elec = np.asarray(electrode).astype(bool, copy=False)
+    if elec.ndim != 3:
+        raise EngineInputError(f"electrode mask must be 3D (z, y, x), got shape {elec.shape}")
+    if thickness_axis not in (0, 1, 2):
+        raise EngineInputError(f"thickness axis must be 0, 1 or 2, got {thickness_axis!r}")
+    bounds = region_bounds(elec, regions=n_regions, thickness_axis=thickness_axis)
+    lateral = [a for a in range(3) if a != thickness_axis]
+    moved = np.moveaxis(elec, thickness_axis, 0)
+    boxes: list[Box] = []
+    for region, (a, b) in enumerate(zip(bounds[:-1], bounds[1:], strict=True)):
+        footprint = moved[a:b].all(axis=0)
+        if not footprint.any():
+            raise EngineInputError(
+                f"region {region + 1}: no lateral position is inside the electrode through "
+                "the whole slab; check the electrode mask"
+            )
+        (r0, r1), (c0, c1) = inscribed_rectangle(footprint)
+        box: list[tuple[int, int]] = [(0, 0)] * 3
+        box[thickness_axis] = (int(a), int(b))
+        box[lateral[0]] = (int(r0), int(r1))
+        box[lateral[1]] = (int(c0), int(c1))
+        boxes.append(tuple(box))  # type: ignore[arg-type]
+    return boxes
+
+
+def _check_box(box: Any, shape: tuple[int, ...]) -> Box:
+    try:
+        out = tuple((int(a), int(b)) for a, b in box)
+    except (TypeError, ValueError):
+        raise EngineInputError(
+            f"box must be three (start, stop) pairs along (z, y, x), got {box!r}"
+        ) from None
+    if len(out) != 3 or any(not 0 <= a < b <= n for (a, b), n in zip(out, shape, strict=True)):
+        raise EngineInputError(
+            f"box {box!r} must be three (start, stop) pairs with 0 <= start < stop <= size "
+            f"inside the volume of shape {tuple(shape)}"
+        )
+    return out  # type: ignore[return-value]
+
+
 def directional_table(
     volume: np.ndarray,
     *,
@@ -45,11 +171,19 @@ def directional_table(
     backend: str = "native",
     with_eis: bool = False,
     pore_value: float | None = None,
+    electrode: np.ndarray | None = None,
+    box: Any = None,
     progress: Callable[[float, str], None] | None = None,
 ) -> list[dict[str, Any]]:
     """Porosity, tortuosity factor and directional diffusivity per depth region and direction.
 
-    The volume is split into ``n_regions`` equal slabs along ``thickness_axis``; each slab is
+    By default the whole volume is split into ``n_regions`` equal slabs along
+    ``thickness_axis``. With ``electrode`` (the filled electrode mask of a segmentation) the
+    regions are n equal slabs of the electrode's own extent and each is cropped to the largest
+    box inscribed in the electrode (:func:`electrode_region_boxes`), as the paper computes
+    tortuosity on sub-volumes inside the electrode; pores outside the electrode (the
+    electrolyte around a coin-cell disc) would otherwise short-circuit or block the in-plane
+    solve. With an explicit ``box`` the regions are n equal slabs of that box. Each slab is
     solved through-plane (along the thickness, the paper's y-z direction) and in-plane (along
     ``in_plane_axis``, the paper's x-y direction). ``D_directional = D_e eps / tau`` (Eq. 4).
 
@@ -71,6 +205,11 @@ def directional_table(
         Also simulate the impedance and fit the transmission line (adds ``tau_eis``).
     pore_value : float, optional
         Pore label of a non-binary volume.
+    electrode : numpy.ndarray of bool, optional
+        Filled electrode mask, same shape as ``volume``: crop each region to its inscribed box.
+    box : sequence of 3 (start, stop) pairs, optional
+        Explicit half-open box along (z, y, x) to analyse instead (exclusive with
+        ``electrode``).
     progress : callable, optional
         ``progress(fraction, message)``.
 
@@ -79,7 +218,8 @@ def directional_table(
     list of dict
         One row per region and direction, region-major: ``region`` (1-based), ``direction``
         (``"through-plane"`` or ``"in-plane"``), ``plane`` (paper name, ``"y-z"``/``"x-y"``),
-        ``axis``, ``porosity`` (fraction), ``tau`` (``inf`` if not percolating),
+        ``axis``, ``box`` (the analysed sub-volume, three [start, stop) pairs along (z, y, x)),
+        ``porosity`` (fraction), ``tau`` (``inf`` if not percolating),
         ``d_directional_cm2_s``, ``percolating``, ``d_eff_ratio``; with ``with_eis`` also
         ``tau_eis`` and ``r_ion_norm``.
 
@@ -101,20 +241,45 @@ def directional_table(
         )
     if not d_electrolyte_cm2_s > 0:
         raise EngineInputError(f"electrolyte diffusivity must be > 0, got {d_electrolyte_cm2_s}")
-    slabs = split_regions(mask.shape[thickness_axis], n_regions)
-    thinnest = min(b - a for a, b in slabs)
+    if electrode is not None and box is not None:
+        raise EngineInputError("give either an electrode mask or an explicit box, not both")
+    if electrode is not None:
+        electrode = np.asarray(electrode).astype(bool, copy=False)
+        if electrode.shape != mask.shape:
+            raise EngineInputError(
+                f"electrode mask {electrode.shape} and pore volume {mask.shape} differ in shape"
+            )
+        mask = mask & electrode
+        boxes = electrode_region_boxes(
+            electrode, thickness_axis=thickness_axis, n_regions=n_regions
+        )
+    else:
+        outer = (
+            _check_box(box, mask.shape) if box is not None else tuple((0, n) for n in mask.shape)
+        )
+        t0, t1 = outer[thickness_axis]
+        boxes = []
+        for a, b in split_regions(t1 - t0, n_regions):
+            region_box = list(outer)
+            region_box[thickness_axis] = (t0 + a, t0 + b)
+            boxes.append(tuple(region_box))
+    thinnest = min(bx[thickness_axis][1] - bx[thickness_axis][0] for bx in boxes)
     if thinnest < MIN_VOXELS_ALONG_AXIS:
         raise EngineInputError(
-            f"{n_regions} regions of a volume {mask.shape[thickness_axis]} voxels thick are "
-            f"{thinnest} voxels thin; at least {MIN_VOXELS_ALONG_AXIS} needed"
+            f"{n_regions} depth regions are {thinnest} voxels thin; at least "
+            f"{MIN_VOXELS_ALONG_AXIS} needed"
+        )
+    narrowest = min(bx[in_plane_axis][1] - bx[in_plane_axis][0] for bx in boxes)
+    if narrowest < MIN_VOXELS_ALONG_AXIS:
+        raise EngineInputError(
+            f"the analysed box is {narrowest} voxels wide along the in-plane axis; at least "
+            f"{MIN_VOXELS_ALONG_AXIS} needed"
         )
     rows: list[dict[str, Any]] = []
     jobs = [(r, d) for r in range(n_regions) for d in ("through-plane", "in-plane")]
     for k, (region, direction) in enumerate(jobs):
-        a, b = slabs[region]
-        index = [slice(None)] * 3
-        index[thickness_axis] = slice(a, b)
-        slab = mask[tuple(index)]
+        region_box = boxes[region]
+        slab = mask[tuple(slice(a, b) for a, b in region_box)]
         axis = thickness_axis if direction == "through-plane" else in_plane_axis
         porosity = float(slab.mean())
         row: dict[str, Any] = {
@@ -122,6 +287,7 @@ def directional_table(
             "direction": direction,
             "plane": PAPER_PLANE[direction],
             "axis": axis,
+            "box": [[int(a), int(b)] for a, b in region_box],
             "porosity": porosity,
         }
         if not slab.any():

@@ -75,7 +75,10 @@ class JobKind:
     plan_function: str | None = None
 
 
-_VOLUME_FROM_SEGMENT = {"segmented_volume": "/pore_mask"}
+# Transport stages take the whole segmentation file (``/pore_mask`` + ``/electrode_mask``):
+# the engine crops to the box inscribed in the electrode (the paper's sub-volumes inside the
+# electrode) instead of solving over the whole field of view (disc + electrolyte around it).
+_VOLUME_FROM_SEGMENT: dict[str, str] = {}
 
 JOB_KINDS: dict[str, JobKind] = {
     k.name: k

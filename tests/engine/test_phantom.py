@@ -28,7 +28,7 @@ def test_dit_realises_paper_porosity_per_region():
 
 
 def test_dit_channels_are_vertical_and_widen_towards_region_1():
-    ph = dit_cathode((60, 64, 64), seed=3, secondary_porosity=0.0)
+    ph = dit_cathode((60, 64, 64), seed=3, secondary_porosity=0.0, bridge_fraction=0.0)
     pores = ph.pore_mask
     # A pore voxel's neighbour along the thickness axis is almost always pore (channels),
     # its lateral neighbour much less often.

@@ -127,8 +127,9 @@ def test_pipeline_joins_xct_and_compton_per_charge_state(
     assert parent.status == JobStatus.SUCCEEDED, parent.error
     assert all(c.status == "succeeded" for c in parent.children.all())
 
-    # the segmented volume is handed over as file.h5:/pore_mask
-    assert SEEN["transport_table"][0].endswith("segmentation.h5:/pore_mask")
+    # the whole segmentation file is handed over (pores + electrode mask: the engine crops the
+    # transport sub-volumes to the electrode)
+    assert SEEN["transport_table"][0].endswith("segmentation.h5")
     xct_path, compton_paths, lis = SEEN["correlate"][0]
     assert xct_path.endswith("segmentation.h5")
     assert lis == pytest.approx([0.76, 0.73, 0.61])  # region order, not upload order
