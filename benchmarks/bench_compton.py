@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import sys
 import time
 import tracemalloc
 from pathlib import Path
@@ -24,8 +25,10 @@ from pathlib import Path
 import numpy as np
 from scipy.optimize import curve_fit
 
-from analysis_engine.compton import energy_from_pz, fit_compton_peaks, s_parameter
-from analysis_engine.synthetic.compton import spectra_for_s_map
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from analysis_engine.compton import energy_from_pz, fit_compton_peaks, s_parameter  # noqa: E402
+from analysis_engine.synthetic.compton import spectra_for_s_map  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent
 
