@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import io
 import re
+import socket
 
 import h5py
 import numpy as np
@@ -411,3 +412,152 @@ def test_purge_removes_only_stale_unfinished_uploads(analyst_client, project):
     assert services.purge_stale_uploads(older_than=timedelta(days=7)) == 1
     assert not old.partial_path.exists()
     assert set(Upload.objects.values_list("filename", flat=True)) == {"new.bin", "done.csv"}
+
+
+# --- the body reader under gunicorn: recv_into on the socket, gunicorn's reader kept in step --
+
+
+def gunicorn_input(body_head: bytes, length: int):
+    """A gunicorn request body of ``length`` bytes over one end of a socketpair.
+
+    ``body_head`` is what gunicorn read ahead together with the headers; the rest is sent by
+    the caller through the returned peer socket.
+    """
+    from gunicorn.http.body import Body, LengthReader
+    from gunicorn.http.unreader import SocketUnreader
+
+    server, peer = socket.socketpair()
+    unreader = SocketUnreader(server)
+    unreader.unread(body_head)
+    return Body(LengthReader(unreader, length)), server, peer, unreader
+
+
+def gunicorn_patch(client, location, offset, body, sent_by_peer: bytes, length: int, head: int):
+    stream, server, peer, unreader = gunicorn_input(body[:head], length)
+    peer.sendall(sent_by_peer)
+    peer.shutdown(socket.SHUT_WR)
+    try:
+        response = client.generic(
+            "PATCH",
+            location,
+            content_type=OCTET,
+            headers={**TUS, "Upload-Offset": str(offset)},
+            **{
+                "wsgi.input": stream,
+                "gunicorn.socket": server,
+                "CONTENT_LENGTH": str(length),
+                "CONTENT_TYPE": OCTET,
+            },
+        )
+        return response, stream, unreader
+    finally:
+        server.close()
+        peer.close()
+
+
+def test_patch_read_from_gunicorn_socket_keeps_next_request_intact(analyst_client, project):
+    content = events_bytes(seed=11)
+    response, location = create(
+        analyst_client, len(content), filename="g.h5", project=str(project.pk)
+    )
+    stream, server, peer, unreader = gunicorn_input(content[:1000], len(content))
+    # The rest of the body, then a pipelined next request that must stay unread.
+    peer.sendall(content[1000:] + b"GET /next HTTP/1.1\r\n\r\n")
+    try:
+        response = analyst_client.generic(
+            "PATCH",
+            location,
+            content_type=OCTET,
+            headers={**TUS, "Upload-Offset": "0"},
+            **{
+                "wsgi.input": stream,
+                "gunicorn.socket": server,
+                "CONTENT_LENGTH": str(len(content)),
+                "CONTENT_TYPE": OCTET,
+            },
+        )
+        assert response.status_code == 204, response.content
+        assert response["Upload-Offset"] == str(len(content))
+        assert stream.reader.length == 0  # gunicorn sees the body as consumed
+        assert unreader.read() == b"GET /next HTTP/1.1\r\n\r\n"
+    finally:
+        server.close()
+        peer.close()
+    dataset = Dataset.objects.get(pk=int(response["CorreLi-Dataset-Id"]))
+    assert dataset.sha256 == hashlib.sha256(content).hexdigest()
+    assert dataset.status == "ready" and dataset.kind == "xcs_events"
+
+
+def test_gunicorn_read_ahead_longer_than_body_is_handed_back():
+    from django.core.handlers.wsgi import WSGIRequest
+    from uploads.body import request_body
+
+    body = b"0123456789"
+    stream, server, peer, unreader = gunicorn_input(body + b"NEXT", len(body))
+    peer.shutdown(socket.SHUT_WR)  # nothing more arrives: a lost "NEXT" fails, not hangs
+    try:
+        environ = {
+            "REQUEST_METHOD": "PATCH",
+            "wsgi.input": stream,
+            "gunicorn.socket": server,
+            "CONTENT_LENGTH": str(len(body)),
+        }
+        reader = request_body(WSGIRequest(environ), len(body))
+        assert type(reader).__name__ == "_GunicornSocketBody"  # the recv_into fast path
+        buffer = memoryview(bytearray(4))
+        received = b""
+        while n := reader.readinto(buffer):
+            received += bytes(buffer[:n])
+        assert received == body and stream.reader.length == 0
+        assert unreader.read() == b"NEXT"
+    finally:
+        server.close()
+        peer.close()
+
+
+def test_client_gone_mid_body_over_socket_keeps_what_arrived(analyst_client, project):
+    """The peer closes after 3000 of 8000 bytes: 3000 are recorded and the upload resumes."""
+    content = bytes(range(256)) * 40  # 10240 bytes
+    response, location = create(
+        analyst_client, len(content), filename="c.bin", project=str(project.pk)
+    )
+    response, stream, _ = gunicorn_patch(
+        analyst_client, location, 0, content, content[500:3000], length=8000, head=500
+    )
+    assert response.status_code == 204 and response["Upload-Offset"] == "3000"
+    upload = Upload.objects.get()
+    assert upload.offset == 3000 and upload.partial_path.read_bytes() == content[:3000]
+    response = patch(analyst_client, location, 3000, content[3000:])
+    assert response.status_code == 204
+    dataset = Dataset.objects.get(pk=int(response["CorreLi-Dataset-Id"]))
+    assert dataset.sha256 == hashlib.sha256(content).hexdigest() and dataset.size == len(content)
+
+
+def test_refused_patch_leaves_gunicorn_body_unread(analyst_client, project):
+    """A 409 before reading must leave the read-ahead with gunicorn, so on a keep-alive
+    connection it drains exactly this body and parses the next request where it starts."""
+    body = b"x" * 5000
+    response, location = create(analyst_client, 10000, filename="k.bin", project=str(project.pk))
+    stream, server, peer, unreader = gunicorn_input(body[:700], len(body))
+    peer.sendall(body[700:] + b"NEXT")
+    peer.shutdown(socket.SHUT_WR)
+    try:
+        response = analyst_client.generic(
+            "PATCH",
+            location,
+            content_type=OCTET,
+            headers={**TUS, "Upload-Offset": "123"},  # the server is at 0
+            **{
+                "wsgi.input": stream,
+                "gunicorn.socket": server,
+                "CONTENT_LENGTH": str(len(body)),
+                "CONTENT_TYPE": OCTET,
+            },
+        )
+        assert response.status_code == 409
+        assert stream.read() == body  # what gunicorn's keep-alive drain reads
+        assert unreader.read() == b"NEXT"
+    finally:
+        server.close()
+        peer.close()
+    assert Upload.objects.get().offset == 0

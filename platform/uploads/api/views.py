@@ -29,6 +29,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from uploads.api.serializers import UploadStateSerializer
+from uploads.body import request_body
 from uploads.models import Upload
 from uploads.services import append_chunk, create_upload, terminate_upload
 from uploads.tus import (
@@ -209,9 +210,8 @@ class UploadDetailView(TusView):
         if not length_header:
             raise TusError(411, "PATCH requests need a Content-Length header.")
         content_length = parse_non_negative_int(length_header, "Content-Length")
-        upload = append_chunk(
-            upload, request._request.read, offset=offset, content_length=content_length
-        )
+        body = request_body(request, content_length)
+        upload = append_chunk(upload, body, offset=offset, content_length=content_length)
         return _state_headers(Response(status=status.HTTP_204_NO_CONTENT), upload)
 
     @extend_schema(
