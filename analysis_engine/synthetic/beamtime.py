@@ -30,7 +30,10 @@ Geometry
 Microstructure
 --------------
 DIT: :func:`analysis_engine.synthetic.phantom.dit_cathode` with per-region porosity 33.3 /
-23.2 / 9.6 % (Table 1) and vertical channels. SC: :func:`slurry_cathode`, 25 % isotropic. The
+23.2 / 9.6 % (Table 1) and vertical channels joined per depth region by 2 x 2 voxel lateral
+bridges (a spanning tree plus loops, so every region percolates in-plane). The twin's
+``pipeline_parameters`` give the segment stage a mask closing that fills the channels and a
+pore threshold half-way between the electrolyte and NMC grey levels. SC: :func:`slurry_cathode`, 25 % isotropic. The
 charged and discharged scans of a cell show the same microstructure with independent noise.
 
 Li stoichiometry and spectra
@@ -101,10 +104,12 @@ from analysis_engine.compton.profile import (
 )
 from analysis_engine.errors import EngineInputError
 from analysis_engine.synthetic.compton import CORE_WIDTH_AU, VALENCE_WIDTH_AU
+from analysis_engine.synthetic.phantom import DEFAULT_ATTENUATION
 
 __all__ = [
     "CELLS",
     "SIZES",
+    "TWIN_VERSION",
     "LI_POROSITY_SENSITIVITY",
     "TwinSize",
     "CellSpec",
@@ -114,6 +119,8 @@ __all__ = [
     "make_beamtime",
 ]
 
+#: Bumped whenever the planted data change, so that a twin cached on disk is regenerated.
+TWIN_VERSION = 2
 #: Relative change of Li stoichiometry per unit porosity deviation (Li higher where porous).
 LI_POROSITY_SENSITIVITY = 1.5
 #: Gaussian smoothing (Compton pixels) of the porosity map that the planted Li follows.
@@ -204,9 +211,16 @@ class TwinSize:
     compton_counts: float  # expected Compton photons of a full electrode pixel
     frames: int
     pixel_block_rows: int  # Compton rows generated at once (bounds memory)
-    # DIT lateral bridges span this many slices (5 slices per region at the small scale: taller
-    # bridges would not percolate laterally within a region)
-    bridge_height: int = 1
+    # DIT lateral bridges (see dit_cathode): 2 x 2 voxel bands (thinner ones do not survive
+    # the XCT blur and segmentation), a spanning tree per region over every
+    # ``bridge_stride``-th channel plus a share ``bridge_loops`` of the other such edges
+    bridge_height: int = 2
+    bridge_stride: int = 1
+    bridge_loops: float = 0.25
+    # the segment stage's electrode-mask closing radius (voxels): closes the DIT channels (at
+    # most ~6 voxels across) yet stays below half the electrolyte gap to the casing
+    # (disc_padding - casing_thickness - 1)
+    mask_fill_radius: float = 2.0
 
     @property
     def voxel_um(self) -> float:
@@ -218,9 +232,8 @@ SIZES: dict[str, TwinSize] = {
         name="small",
         block=4,
         lateral_voxels=192,
-        disc_padding=8,
+        disc_padding=14,  # 9.5 voxels of electrolyte between electrode and casing
         thickness_voxels={"dit": 15, "sc": 15},
-        channel_spacing=16.0,  # 1 mm electrode in 15 slices: wider channels + bridges
         n_angles=300,
         scan_range_deg=180.0,
         half_acquisition=False,
@@ -228,6 +241,13 @@ SIZES: dict[str, TwinSize] = {
         compton_counts=1000.0,
         frames=2_000_000,
         pixel_block_rows=20,
+        # region 1 channels ~6 voxels across (closed by the mask's fill ball); bridges join every
+        # 3rd channel (a tree + half the other such edges): region 3 (9.6 %) affords them and
+        # keeps ~4 vol% in its channels, and every region percolates laterally
+        channel_spacing=10.0,
+        bridge_stride=3,
+        bridge_loops=0.5,
+        mask_fill_radius=3.0,
     ),
     # for tests: a quarter of the small twin's pixels' counts, a coarse scan
     "tiny": TwinSize(
@@ -286,6 +306,8 @@ def _phantom(spec: CellSpec, size: TwinSize, seed: int):
             channel_spacing=size.channel_spacing,
             secondary_porosity=0.0,
             bridge_height=size.bridge_height,
+            bridge_stride=size.bridge_stride,
+            bridge_loops=size.bridge_loops,
             **common,
         )
     else:
@@ -656,7 +678,7 @@ def make_beamtime(
     calibration = Calibration(gain_kev_per_adu=gain, offset_kev=offset)
     voxel_cm = tw.voxel_um * 1e-4
     truth: dict[str, Any] = {
-        "twin_version": 1,
+        "twin_version": TWIN_VERSION,
         "size": size,
         "seed": seed,
         "conventions": {
@@ -686,7 +708,20 @@ def make_beamtime(
             "porosity_ordering_dit": "region 1 > region 2 > region 3",
         },
         "pipeline_parameters": {
-            "segment": {"opening_radius": 2.0, "fill_radius": 2.0},
+            "segment": {
+                "opening_radius": 2.0,
+                "fill_radius": tw.mask_fill_radius,
+                # half-way between the electrolyte and the NMC grey levels (attenuation per
+                # voxel): no partial-volume bias on 2-voxel bridges, unlike Otsu on a histogram
+                # dominated by material
+                "pore_threshold": round(
+                    0.5
+                    * (DEFAULT_ATTENUATION["pore"] + DEFAULT_ATTENUATION["material"])
+                    * tw.voxel_um
+                    * 1e-4,
+                    8,
+                ),
+            },
         },
         "cells": {},
     }

@@ -196,50 +196,180 @@ def _profile_knots(length: int, targets: np.ndarray) -> np.ndarray:
     return np.clip(knots @ basis, 0.0, 0.95)
 
 
-#: least area fraction of a DIT slice in lateral bridges (when bridges are on)
-BRIDGE_FLOOR = 0.05
 #: most of a slice's pore budget the bridges may take (the rest keeps the channels open)
 BRIDGE_CAP = 0.7
-#: distance (voxels) from an edge within which a pixel belongs to its bridge
-BRIDGE_HALF_WIDTH = 1.0
 
 
-def _bridge_phases(
-    points: np.ndarray, shape: tuple[int, int], spacing: float, rng: np.random.Generator
-) -> np.ndarray:
-    """Random phase in [0, 1) of the nearest lattice edge for pixels on a bridge, NaN elsewhere.
+def _edge_pixels(p: np.ndarray, q: np.ndarray, shape: tuple[int, int], width: int) -> np.ndarray:
+    """Flat indices of a face-connected band ``width`` voxels wide along the segment p-q.
 
-    Edges join channel centres closer than 1.4 spacings (the jittered hexagonal lattice's
-    nearest neighbours). A pixel lies on an edge if its centre is within 0.72 voxel of the
-    segment, which makes a face-connected (4-connected) one-voxel line.
+    The centre line is the pixels whose centre lies within 0.72 voxel of the segment (a
+    4-connected one-voxel line); a ``width`` x ``width`` square dilation widens it.
     """
-    from scipy.spatial import cKDTree
-
     h, w = shape
-    phase = np.full(shape, np.nan, dtype=np.float64)
-    best = np.full(shape, np.inf)
-    if len(points) < 2:
-        return phase
-    pairs = np.array(sorted(cKDTree(points).query_pairs(1.4 * spacing)), dtype=np.int64)
-    if pairs.size == 0:
-        return phase
-    values = rng.random(len(pairs))
-    half = BRIDGE_HALF_WIDTH
-    for (i, j), value in zip(pairs, values, strict=True):
-        p, q = points[i], points[j]
-        y0, y1 = int(np.floor(min(p[0], q[0]) - 1)), int(np.ceil(max(p[0], q[0]) + 2))
-        x0, x1 = int(np.floor(min(p[1], q[1]) - 1)), int(np.ceil(max(p[1], q[1]) + 2))
-        y0, x0, y1, x1 = max(y0, 0), max(x0, 0), min(y1, h), min(x1, w)
-        if y0 >= y1 or x0 >= x1:
+    margin = int(width) + 1
+    y0 = max(int(np.floor(min(p[0], q[0]))) - margin, 0)
+    x0 = max(int(np.floor(min(p[1], q[1]))) - margin, 0)
+    y1 = min(int(np.ceil(max(p[0], q[0]))) + margin + 1, h)
+    x1 = min(int(np.ceil(max(p[1], q[1]))) + margin + 1, w)
+    if y0 >= y1 or x0 >= x1:
+        return np.zeros(0, dtype=np.int64)
+    yy, xx = np.mgrid[y0:y1, x0:x1]
+    d = q - p
+    t = np.clip(((yy - p[0]) * d[0] + (xx - p[1]) * d[1]) / max(float(d @ d), 1e-12), 0.0, 1.0)
+    line = np.hypot(yy - (p[0] + t * d[0]), xx - (p[1] + t * d[1])) <= 0.72
+    if width > 1:
+        line = ndi.binary_dilation(line, structure=np.ones((width, width), dtype=bool))
+    ys, xs = np.nonzero(line)
+    return ((ys + y0) * w + (xs + x0)).astype(np.int64)
+
+
+def _lattice_edges(
+    lattice: Mapping[tuple[int, int], int],
+    points: np.ndarray,
+    keep: np.ndarray,
+    stride: int,
+    pixels_of,
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Edges between lattice nodes ``stride`` steps apart along the three hexagonal directions.
+
+    ``lattice`` maps lattice coordinates (i, j) to point indices, ``keep`` marks usable end
+    points. An edge is the polyline through the ``stride - 1`` channel centres between its
+    ends; returns the (E, 2) end-point indices and each edge's flat pixel indices.
+    """
+    ends: list[tuple[int, int]] = []
+    pixels: list[np.ndarray] = []
+    for (i, j), a in lattice.items():
+        if not keep[a] or i % stride or j % stride:
             continue
-        yy, xx = np.mgrid[y0:y1, x0:x1]
-        d = q - p
-        t = np.clip(((yy - p[0]) * d[0] + (xx - p[1]) * d[1]) / max(d @ d, 1e-12), 0.0, 1.0)
-        dist = np.hypot(yy - (p[0] + t * d[0]), xx - (p[1] + t * d[1]))
-        closer = (dist <= half) & (dist < best[y0:y1, x0:x1])
-        best[y0:y1, x0:x1][closer] = dist[closer]
-        phase[y0:y1, x0:x1][closer] = value
-    return phase
+        for di, dj in ((1, 0), (0, 1), (-1, 1)):
+            path = [lattice.get((i + k * di, j + k * dj)) for k in range(stride + 1)]
+            if any(p is None for p in path) or not keep[path[-1]]:
+                continue
+            parts = [
+                pixels_of(points[p], points[q]) for p, q in zip(path[:-1], path[1:], strict=True)
+            ]
+            idx = np.unique(np.concatenate(parts))
+            if idx.size:
+                ends.append((a, path[-1]))
+                pixels.append(idx)
+    return np.array(ends, dtype=np.int64).reshape(-1, 2), pixels
+
+
+def _place_edge(
+    load: np.ndarray,
+    room: np.ndarray,
+    tall: int,
+    cost: float,
+    *,
+    must: bool,
+    rng: np.random.Generator,
+) -> int | None:
+    """Start slice (within the slab) of a bridge ``tall`` slices high: the least loaded one.
+
+    Adds ``cost`` to ``load`` there. Without ``must``, only heights where every slice stays
+    within ``room`` qualify, and None is returned when there is none.
+    """
+    starts = np.arange(load.size - tall + 1)
+    fits = np.array([np.all(load[s : s + tall] + cost <= room[s : s + tall]) for s in starts])
+    if not must and not fits.any():
+        return None
+    spans = np.array([load[s : s + tall].sum() for s in starts])
+    spans = spans + rng.random(starts.size) * 0.5 + np.where(fits, 0.0, 1e12)
+    s = int(starts[np.argmin(spans)])
+    load[s : s + tall] += cost
+    return s
+
+
+def _bridge_layers(
+    points: np.ndarray,
+    lattice: Mapping[tuple[int, int], int],
+    footprint: np.ndarray,
+    *,
+    width: int,
+    height: int,
+    stride: int,
+    redundancy: float,
+    slabs: Sequence[tuple[int, int]],
+    budgets: Sequence[float],
+    capacity: np.ndarray,
+    fraction: float,
+    n_slices: int,
+    rng: np.random.Generator,
+) -> list[np.ndarray]:
+    """Lateral bridges of every slice: flat indices into the (h, w) plane, one array per slice.
+
+    Per depth slab, a random spanning tree over the channels on the sub-lattice of every
+    ``stride``-th channel (centres inside ``footprint``; an edge runs through the channels
+    between its ends) is opened first, so those channels, and the ones the bridges cross,
+    are joined laterally to each other; then random bridges between nearest-neighbour channels
+    until the bridges hold ``fraction`` of the slab's pore budget. Each open edge is a band
+    ``width`` voxels wide and ``height`` slices tall inside the slab, placed at the height
+    where the slices carry the least bridge volume so far (bridges spread evenly).
+    """
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import minimum_spanning_tree
+
+    h, w = footprint.shape
+    empty = np.zeros(0, dtype=np.int64)
+    if fraction <= 0 or len(points) < 2:
+        return [empty] * n_slices
+    iy = np.round(points[:, 0]).astype(np.int64)
+    ix = np.round(points[:, 1]).astype(np.int64)
+    on_grid = (iy >= 0) & (iy < h) & (ix >= 0) & (ix < w)
+    keep = np.zeros(len(points), dtype=bool)
+    keep[on_grid] = footprint[iy[on_grid], ix[on_grid]]
+    inside = footprint.ravel()
+
+    def pixels_of(p: np.ndarray, q: np.ndarray) -> np.ndarray:
+        idx = _edge_pixels(p, q, (h, w), width)
+        return idx[inside[idx]]
+
+    tree_ends, tree_pixels = _lattice_edges(lattice, points, keep, max(int(stride), 1), pixels_of)
+    if stride > 1:
+        near_ends, near_pixels = _lattice_edges(lattice, points, keep, 1, pixels_of)
+    else:
+        near_ends, near_pixels = tree_ends, tree_pixels
+    if tree_ends.size == 0:
+        return [empty] * n_slices
+    nodes, compact = np.unique(tree_ends, return_inverse=True)
+    compact = compact.reshape(-1, 2)
+    tree_cost = np.array([p.size for p in tree_pixels], dtype=np.float64)
+    near_cost = np.array([p.size for p in near_pixels], dtype=np.float64)
+    layers: list[list[np.ndarray]] = [[] for _ in range(n_slices)]
+    for (a, b), budget in zip(slabs, budgets, strict=True):
+        tall = max(min(int(height), b - a), 1)
+        weights = rng.random(len(tree_ends)) + 1e-6  # a zero weight would drop the edge
+        graph = coo_matrix((weights, (compact[:, 0], compact[:, 1])), shape=(nodes.size,) * 2)
+        tree = minimum_spanning_tree(graph)
+        # the tree keeps (row, col) of the edges it uses; weights are distinct, so match them
+        used = np.isin(weights, tree.data)
+        load = np.zeros(b - a)
+        room = np.asarray(capacity[a:b], dtype=np.float64)
+        volume = 0.0
+
+        # the tree always; then loops: a share of the other sub-lattice edges, so that lateral
+        # paths do not hang on single bridges (a sub-volume of the slab still percolates);
+        # then nearest-neighbour bridges up to the budget. Optional edges only where they fit.
+        spare = np.flatnonzero(~used)
+        queue = [
+            (tree_pixels[e], tree_cost[e], True) for e in rng.permutation(np.flatnonzero(used))
+        ]
+        queue += [
+            (tree_pixels[e], tree_cost[e], False)
+            for e in rng.permutation(spare[rng.random(spare.size) < redundancy])
+        ]
+        queue += [(near_pixels[e], near_cost[e], None) for e in rng.permutation(len(near_ends))]
+        for pixels, cost, must in queue:
+            if must is None and volume >= fraction * budget:
+                break
+            s = _place_edge(load, room, tall, cost, must=bool(must), rng=rng)
+            if s is None:
+                continue
+            for k in range(a + s, a + s + tall):
+                layers[k].append(pixels)
+            volume += cost * tall
+    return [np.concatenate(layer) if layer else empty for layer in layers]
 
 
 def dit_cathode(
@@ -253,6 +383,9 @@ def dit_cathode(
     secondary_pore_size: float = 1.2,
     bridge_fraction: float = 0.3,
     bridge_height: int = 2,
+    bridge_width: int = 2,
+    bridge_stride: int = 1,
+    bridge_loops: float = 0.25,
     footprint: str = "box",
     padding: int = 0,
     voxel_size_um: float = 7.91,
@@ -270,13 +403,18 @@ def dit_cathode(
 
     Ice-templated walls are not closed: dendritic ice leaves thin bridges between neighbouring
     lamellae/channels, which is what gives the paper's DIT a finite in-plane tortuosity
-    (8.7 / 10.5 / 11.2 against 1.1 / 2.3 / 2.8 through-plane, Table 1). Here a share
-    ``bridge_fraction`` of every slice's pore volume goes into one-voxel-wide bridges along
-    the edges between neighbouring channel centres. Each edge has a random phase and the
-    edges open in turn slice after slice (a sweep through the phases whose step is the
-    open fraction), so a few consecutive slices together open many different edges: the
-    bridges and the vertical channels form a laterally percolating but tortuous network,
-    while through-plane transport stays along the straight channels. Region 1
+    (8.7 / 10.5 / 11.2 against 1.1 / 2.3 / 2.8 through-plane, Table 1). Here the bridges are
+    bands ``bridge_width`` voxels wide and ``bridge_height`` slices tall along the edges of the
+    channel lattice. Each depth region gets its own set, inside the region: first a random
+    spanning tree over the channels of the sub-lattice of every ``bridge_stride``-th channel
+    (an edge runs straight through the channels between its ends), so lateral percolation
+    never depends on luck; then a share ``bridge_loops`` of the other sub-lattice edges
+    (loops, so that a sub-volume of the region still percolates); then random
+    nearest-neighbour bridges until the bridges hold ``bridge_fraction`` of the region's pore
+    volume. Bridges are spread evenly over the region's slices, and optional ones are only
+    opened where a slice can afford them (at most ``BRIDGE_CAP`` of its pore budget). The
+    channels take the rest of each slice's budget, so per-slice porosity stays exact, and
+    through-plane transport stays along the straight channels. Region 1
     (index 0 of the thickness axis, next to the separator) is the most porous in the paper:
     33.3 / 23.2 / 9.6 vol% (Huang et al. 2022, Table 1).
 
@@ -299,12 +437,20 @@ def dit_cathode(
         Gaussian smoothing length (voxels) of the secondary pore field; pores are a few times
         larger.
     bridge_fraction : float
-        Share (0..0.9) of each slice's pore volume placed in lateral bridges between
-        neighbouring channels (0: isolated vertical channels, no in-plane percolation).
-        At least ``BRIDGE_FLOOR`` of the slice area, at most ``BRIDGE_CAP`` of its pores.
+        Share (0..0.9) of each region's pore volume the bridges hold at least, if the
+        slices afford it (0: isolated vertical channels, no in-plane percolation). The
+        spanning tree and loops are opened even when they hold more.
     bridge_height : int
-        Slices an open bridge spans along the thickness (2 by default: a bridge thinner than
-        the XCT blur in every direction would not survive segmentation).
+        Slices a bridge spans along the thickness (2 by default: a bridge thinner than the
+        XCT blur in every direction would not survive segmentation).
+    bridge_width : int
+        Bridge width in voxels (2 by default, for the same reason).
+    bridge_stride : int
+        The spanning tree joins every ``bridge_stride``-th channel along each lattice
+        direction (1: every channel). A larger stride costs ``1 / stride`` of the pore volume:
+        low-porosity regions of coarse phantoms cannot afford a tree over every channel.
+    bridge_loops : float
+        Share (0..1) of the non-tree sub-lattice edges opened as well.
     footprint : {"box", "disc"}
         Electrode shape: the whole (padded) box, or a disc (a coin-cell electrode) whose axis
         is the thickness axis.
@@ -342,6 +488,12 @@ def dit_cathode(
         raise EngineInputError(f"bridge_fraction must be a fraction 0..0.9, got {bridge_fraction}")
     if int(bridge_height) < 1:
         raise EngineInputError(f"bridge_height must be at least 1 slice, got {bridge_height}")
+    if int(bridge_width) < 1:
+        raise EngineInputError(f"bridge_width must be at least 1 voxel, got {bridge_width}")
+    if not 0 <= bridge_loops <= 1:
+        raise EngineInputError(f"bridge_loops must be a fraction 0..1, got {bridge_loops}")
+    if int(bridge_stride) < 1:
+        raise EngineInputError(f"bridge_stride must be at least 1, got {bridge_stride}")
     if not 0 <= secondary_porosity < 0.5:
         raise EngineInputError(
             f"secondary_porosity must be a fraction below 0.5, got {secondary_porosity}"
@@ -363,15 +515,18 @@ def dit_cathode(
     dy = channel_spacing * np.sqrt(3.0) / 2.0
     centres = np.zeros((h, w), dtype=bool)
     points = []
+    lattice: dict[tuple[int, int], int] = {}  # hexagonal lattice coordinates -> point index
     for row, y0 in enumerate(np.arange(-dy, h + dy, dy)):
         x_offset = (row % 2) * channel_spacing / 2.0
-        for x0 in np.arange(-channel_spacing + x_offset, w + channel_spacing, channel_spacing):
+        for col, x0 in enumerate(
+            np.arange(-channel_spacing + x_offset, w + channel_spacing, channel_spacing)
+        ):
+            lattice[(col - 1 - row // 2, row)] = len(points)
             jy, jx = rng.normal(0.0, 0.12 * channel_spacing, size=2)
             iy, ix = int(round(y0 + jy)), int(round(x0 + jx))
             points.append((iy, ix))
             if 0 <= iy < h and 0 <= ix < w:
                 centres[iy, ix] = True
-    bridge_phase = _bridge_phases(np.asarray(points, float), (h, w), channel_spacing, rng)
     distance = ndi.distance_transform_edt(~centres).astype(np.float32)
     score = distance[None, :, :] + np.float32(channel_roughness) * _smooth_noise(
         (t_len, h, w), 2.0, rng
@@ -386,28 +541,41 @@ def dit_cathode(
 
     profile = np.zeros(t_len)
     profile[first : last + 1] = _profile_knots(last - first + 1, targets)
+    n_inside = elec_t.sum(axis=(1, 2))
+    bounds = slab_bounds(first, last - first + 1, targets.size)
+    slabs = [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+    layers = _bridge_layers(
+        np.asarray(points, dtype=np.float64),
+        lattice,
+        elec_t[first : last + 1].any(axis=0),
+        width=int(bridge_width),
+        height=int(bridge_height),
+        stride=int(bridge_stride),
+        redundancy=float(bridge_loops),
+        slabs=slabs,
+        budgets=[float((profile[a:b] * n_inside[a:b]).sum()) for a, b in slabs],
+        capacity=BRIDGE_CAP * profile * n_inside,
+        fraction=float(bridge_fraction),
+        n_slices=t_len,
+        rng=rng,
+    )
+    trim = rng.random((h, w))  # which bridge voxels go first when a slice cannot afford all
     pore_t = np.zeros((t_len, h, w), dtype=bool)
-    on_edge = np.isfinite(bridge_phase)
-    sweep = 0.0  # phase of the edges opening in this slice
     for k in range(first, last + 1):
         inside = elec_t[k]
-        n_inside = int(inside.sum())
-        wanted = int(round(profile[k] * n_inside))
+        wanted = int(round(profile[k] * n_inside[k]))
         extra = secondary[k] & inside
         need = wanted - int(extra.sum())
         if need < 0:  # secondary pores alone exceed the target: thin them out
             pore_t[k] = _select_fraction(-score[k], extra, wanted)
             continue
-        bridges = np.zeros((h, w), dtype=bool)
-        candidates = on_edge & inside & ~extra
-        # share of the pore budget, at least BRIDGE_FLOOR of the slice area (bridge density
-        # set by the freezing front, not by the channel width) but never over half the budget
-        budget = max(bridge_fraction * need, min(BRIDGE_FLOOR * n_inside, BRIDGE_CAP * need))
-        n_bridge = min(int(round(budget if bridge_fraction > 0 else 0)), int(candidates.sum()))
-        if n_bridge > 0:
-            bridges = _select_fraction(np.mod(bridge_phase - sweep, 1.0), candidates, n_bridge)
-            step = n_bridge / max(int(candidates.sum()), 1) / bridge_height
-            sweep = (sweep + step) % 1.0
+        bridges = np.zeros(h * w, dtype=bool)
+        bridges[layers[k]] = True
+        bridges = bridges.reshape(h, w) & inside & ~extra
+        n_bridge = int(bridges.sum())
+        if n_bridge > int(BRIDGE_CAP * need):  # too thin a slice for its bridges
+            n_bridge = int(BRIDGE_CAP * need)
+            bridges = _select_fraction(trim, bridges, n_bridge)
         channels = _select_fraction(score[k], inside & ~extra & ~bridges, need - n_bridge)
         pore_t[k] = channels | bridges | extra
     pore = np.moveaxis(pore_t, 0, axis)

@@ -33,6 +33,7 @@ def demo_dir() -> Path:
 
 def ensure_twin(outdir: Path, *, size: str = "small", seed: int = 0, log=print) -> dict:
     """Generate the twin into ``outdir`` unless it is complete there; return its ground truth."""
+    from analysis_engine.synthetic.beamtime import TWIN_VERSION
     from analysis_engine.synthetic.commands import run_demo_data
 
     truth_path = outdir / "ground_truth.json"
@@ -41,6 +42,7 @@ def ensure_twin(outdir: Path, *, size: str = "small", seed: int = 0, log=print) 
         if (
             truth.get("size") == size
             and truth.get("seed") == seed
+            and truth.get("twin_version") == TWIN_VERSION
             and all((outdir / f).exists() for f in truth.get("files", []))
         ):
             return truth
