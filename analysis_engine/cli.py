@@ -12,16 +12,13 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
-import math
 import sys
 import time
 from collections.abc import Sequence
-from typing import Any
-
-import numpy as np
 
 from analysis_engine import __version__
 from analysis_engine.errors import EngineInputError
+from analysis_engine.io.common import to_jsonable
 
 __all__ = ["main", "build_parser", "progress"]
 
@@ -65,20 +62,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return _jsonable(value.tolist())
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -98,5 +81,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     progress(f"{args.command} finished in {time.perf_counter() - started:.2f} s")
-    print(json.dumps(_jsonable(summary)))
+    print(json.dumps(to_jsonable(summary)))
     return 0

@@ -16,6 +16,7 @@ import numpy as np
 from analysis_engine.errors import EngineInputError
 
 __all__ = [
+    "to_jsonable",
     "atomic_output",
     "open_hdf5",
     "read_array",
@@ -151,3 +152,25 @@ def write_json_attrs(obj: h5py.HLObject, attrs: Mapping[str, Any]) -> None:
             obj.attrs[key] = "null"
         else:
             obj.attrs[key] = value
+
+
+def to_jsonable(value: Any) -> Any:
+    """``value`` with numpy scalars/arrays, tuples and paths turned into plain JSON types.
+
+    Non-finite floats become ``None`` (JSON has no NaN), so summaries always serialise.
+    """
+    import math
+
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return to_jsonable(value.tolist())
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    return value

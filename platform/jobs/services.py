@@ -25,6 +25,7 @@ from django.utils import timezone
 
 import analysis_engine
 from analysis_engine.errors import EngineError, EngineInputError
+from analysis_engine.io.common import to_jsonable
 
 from . import engine_registry as registry
 from .models import FINISHED_STATUSES, AnalysisJob, JobStatus, Result
@@ -340,34 +341,14 @@ def _fail(job_id: int, message: str) -> None:
     )
 
 
-def _jsonable(value: Any) -> Any:
-    import math
-
-    import numpy as np
-
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return _jsonable(value.tolist())
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, Path):
-        return str(value)
-    return value
-
-
 def store_result(job, kind, inputs, output_path: Path, summary, elapsed, hostname, task_id) -> bool:
     from . import figures
 
     engine_figures = summary.pop("figures", None) if isinstance(summary, dict) else None
-    summary = _jsonable(summary)
+    summary = to_jsonable(summary)
     figs = figures.build_figures(kind.name, output_path, summary) if output_path.exists() else {}
     if isinstance(engine_figures, dict):  # figures the engine built itself (e.g. correlate)
-        for name, fig in _jsonable(engine_figures).items():
+        for name, fig in to_jsonable(engine_figures).items():
             if isinstance(fig, dict) and "data" in fig:
                 figs.setdefault(f"engine_{name}", fig)
     rel = os.path.relpath(output_path, settings.MEDIA_ROOT)
@@ -496,7 +477,7 @@ def finalize_pipeline(parent_id: int) -> str:
             job=parent,
             kind=registry.PIPELINE_KIND,
             name=f"Whole-cell pipeline #{parent.pk}",
-            summary=_jsonable(
+            summary=to_jsonable(
                 {
                     "stages": len(children),
                     "succeeded": sum(c.status == JobStatus.SUCCEEDED for c in children),
