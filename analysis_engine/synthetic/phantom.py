@@ -133,7 +133,9 @@ def _electrode_footprint(
     return np.moveaxis(mask, 0, axis)
 
 
-def _smooth_noise(shape: tuple[int, ...], sigma: float, rng: np.random.Generator) -> np.ndarray:
+def _smooth_noise(
+    shape: tuple[int, ...], sigma: float | Sequence[float], rng: np.random.Generator
+) -> np.ndarray:
     """Gaussian-filtered white noise scaled to zero mean and unit standard deviation."""
     field = ndi.gaussian_filter(rng.standard_normal(shape, dtype=np.float32), sigma, mode="wrap")
     field -= field.mean()
@@ -596,12 +598,14 @@ def slurry_cathode(
     regions: int = 3,
     thickness_axis: int = 0,
     pore_size: float = 2.0,
+    network: str = "blob",
+    calendering: float = 1.0,
     footprint: str = "box",
     padding: int = 0,
     voxel_size_um: float = 7.91,
     seed: int | None = 0,
 ) -> CathodePhantom:
-    """Slurry-cast (SC) cathode: an isotropic random pore network of uniform porosity.
+    """Slurry-cast (SC) cathode: a random pore network of uniform porosity.
 
     Gaussian-filtered white noise thresholded at its exact quantile inside the electrode,
     slice by slice along the thickness axis, so every slice and hence every region holds
@@ -618,7 +622,20 @@ def slurry_cathode(
     thickness_axis : int
         Axis of the electrode thickness.
     pore_size : float
-        Gaussian smoothing length in voxels; pores and walls are roughly 2-3 times wider.
+        Gaussian smoothing length in voxels (in-plane); pores and walls are roughly 2-3
+        times wider.
+    network : {"blob", "sheet"}
+        ``"blob"``: pores are the lowest field values (isolated-looking blobs that percolate
+        in 3D above ~16 % but not in a slab only a few correlation lengths thick, where
+        the set is nearly 2D). ``"sheet"``: pores are the field values closest to zero, a
+        thickened random zero-level surface, i.e. the gaps between particle agglomerates
+        (the field's positive and negative domains); it is bicontinuous and percolates in
+        every direction even in a thin slab (in 2D the sets ``field > c`` and
+        ``field < -c`` are both sub-critical, so their complement spans).
+    calendering : float
+        Ratio of in-plane to through-thickness correlation length (>= 1): calendering
+        flattens the particles and pores into the plane, so through-plane tortuosity
+        exceeds in-plane (paper SC: y-z 11.1-14.8 vs x-y 9.6-11.3). 1 is isotropic.
     footprint, padding, voxel_size_um, seed
         As in :func:`dit_cathode`.
 
@@ -629,7 +646,7 @@ def slurry_cathode(
     Raises
     ------
     EngineInputError
-        Bad shape or porosity outside 0..0.9.
+        Bad shape, porosity outside 0..0.9, unknown network or calendering below 1.
     """
     shape3, axis = _check_shape(shape, thickness_axis)
     if not 0 <= porosity <= 0.9:
@@ -638,9 +655,17 @@ def slurry_cathode(
         raise EngineInputError(f"regions must be at least 1, got {regions}")
     if pore_size <= 0:
         raise EngineInputError(f"pore_size must be positive, got {pore_size}")
+    if network not in {"blob", "sheet"}:
+        raise EngineInputError(f"network must be 'blob' or 'sheet', got {network!r}")
+    if not calendering >= 1.0:
+        raise EngineInputError(f"calendering must be at least 1, got {calendering}")
     rng = np.random.default_rng(seed)
     electrode = _electrode_footprint(shape3, axis, footprint, padding)
-    field = np.moveaxis(_smooth_noise(shape3, pore_size, rng), axis, 0)
+    sigma = [float(pore_size)] * 3
+    sigma[axis] = float(pore_size) / float(calendering)
+    field = np.moveaxis(_smooth_noise(shape3, sigma, rng), axis, 0)
+    if network == "sheet":
+        field = np.abs(field)  # lowest |field|: a shell around the zero-level surface
     elec_t = np.moveaxis(electrode, axis, 0)
     pore_t = np.zeros(elec_t.shape, dtype=bool)
     # Threshold slice by slice along the thickness: a small phantom holds only a few
