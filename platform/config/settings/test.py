@@ -2,7 +2,9 @@
 (CI points them at PostgreSQL and Redis); otherwise SQLite and the embedded broker are used.
 """
 
+import atexit
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -19,7 +21,13 @@ CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", True)
 
 VAR_DIR.mkdir(parents=True, exist_ok=True)
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # whitenoise warns when it is missing
-MEDIA_ROOT = Path(env("MEDIA_ROOT", tempfile.mkdtemp(prefix="correli-test-media-")))
+if env("MEDIA_ROOT"):
+    MEDIA_ROOT = Path(env("MEDIA_ROOT"))
+else:
+    # A private media root per test process, removed when the process ends (the twin tests
+    # write a few hundred MB there).
+    MEDIA_ROOT = Path(tempfile.mkdtemp(prefix="correli-test-media-"))
+    atexit.register(shutil.rmtree, MEDIA_ROOT, ignore_errors=True)
 CORRELI_RESULTS_ROOT = MEDIA_ROOT / "results"
 CORRELI_UPLOAD_TMP = MEDIA_ROOT / "upload-tmp"
 CORRELI_DATA_ROOT = MEDIA_ROOT / "data"
