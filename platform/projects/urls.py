@@ -5,6 +5,7 @@ from projects import views
 app_name = "projects"
 urlpatterns = [
     path("", views.ProjectListView.as_view(), name="project_list"),
+    path("home/", views.home, name="home"),
     path("projects/add/", views.ProjectCreateView.as_view(), name="project_add"),
     path("projects/<int:pk>/", views.ProjectDetailView.as_view(), name="project_detail"),
     path("projects/<int:pk>/edit/", views.ProjectUpdateView.as_view(), name="project_edit"),

@@ -16,6 +16,7 @@ from projects.permissions import (
     ProjectScopedMixin,
     get_for_user_or_404,
     is_owner,
+    projects_for,
     role_in,
 )
 from projects.services import create_project, owners_left_after
@@ -50,6 +51,17 @@ class ProjectListView(ProjectScopedMixin, generic.ListView):
         for project in context["object_list"]:
             project.my_role = roles.get(project.pk)
         return context
+
+
+def home(request):
+    """Where a login lands: the project dashboard when the user has exactly one project
+    (the usual case on a beamline PC and in the demo), otherwise the project list."""
+    if not request.user.is_authenticated:
+        return redirect("login")
+    ids = list(projects_for(request.user).values_list("pk", flat=True)[:2])
+    if len(ids) == 1:
+        return redirect("projects:project_detail", pk=ids[0])
+    return redirect("projects:project_list")
 
 
 class ProjectDetailView(ProjectScopedMixin, generic.DetailView):

@@ -33,3 +33,33 @@ def table_html(rows):
     return format_html(
         '<table class="table"><thead><tr>{}</tr></thead><tbody>{}</tbody></table>', head, body
     )
+
+
+@register.inclusion_tag("jobs/_project_analysis.html", takes_context=True)
+def project_analysis(context, project):
+    """The project dashboard's analysis panel: per cell its latest whole-cell pipeline and
+    comparison report, per sample its report, and the most recent jobs."""
+    from catalogue.models import Cell, Sample
+    from projects.permissions import can_edit
+
+    from jobs.engine_registry import PIPELINE_KIND
+    from jobs.models import AnalysisJob
+
+    pipelines = {}
+    for job in AnalysisJob.objects.filter(project=project, kind=PIPELINE_KIND).order_by(
+        "-created_at", "-id"
+    ):
+        pipelines.setdefault(job.cell_id, job)
+    cells = [
+        {"cell": cell, "pipeline": pipelines.get(cell.pk)}
+        for cell in Cell.objects.filter(project=project).select_related("cathode").order_by("name")
+    ]
+    return {
+        "project": project,
+        "cells": cells,
+        "samples": Sample.objects.filter(project=project).order_by("name"),
+        "recent_jobs": AnalysisJob.objects.filter(project=project).order_by("-created_at", "-id")[
+            :8
+        ],
+        "can_run": can_edit(context["request"].user, project),
+    }
