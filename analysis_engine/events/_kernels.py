@@ -4,7 +4,8 @@ Private to :mod:`analysis_engine.events`; the public face is
 :class:`analysis_engine.events.clustering.SpectrumAccumulator`.
 
 A frame's hits are clustered with a union-find over the hits of that frame only: each hit is
-stamped into an (rows x cols) grid, then joined with hits in the four already-visited
+stamped into an (rows + 2) x (cols + 2) grid (a border of never-stamped cells, so neighbours
+need no bounds checks and no division), then joined with hits in the four already-visited
 neighbour cells (up-left, up, up-right, left), which covers every 8-connected pair once. The
 grid is never cleared: a cell belongs to the current frame only if its stamp is the current
 frame's serial number, so the cost is proportional to the number of hits, not pixels.
@@ -71,8 +72,7 @@ def _fill(out, stats, p, energy, lo, inv_w, n_bins):
     x = (energy - lo) * inv_w
     if x >= 0.0 and x < n_bins:
         out[stats[S_PENDING]] = p * n_bins + np.int64(x)
-        stats[S_PENDING] += 1
-        stats[S_COUNTED] += 1
+        stats[S_PENDING] += 1  # counted (S_COUNTED) when flushed
     else:
         stats[S_OUT_OF_RANGE] += 1
 
@@ -82,22 +82,27 @@ def _flush(hist, out, stats):
     n = stats[S_PENDING]
     for i in range(n):
         hist[out[i]] += 1
+    stats[S_COUNTED] += n
     stats[S_PENDING] = 0
 
 
 @njit(cache=True, nogil=True)
 def _cluster_and_fill(
-    k, pix, en, parent, csize, csum, cmax, cmaxidx, linked, stamp, gidx, serial, cols, rows,
+    k, pix, gpix, en, parent, csize, csum, cmax, cmaxidx, linked, stamp, gidx, serial, width,
     mode, lo, inv_w, n_bins, out, stats,
 ):  # fmt: skip
-    """Cluster the ``k`` unmasked hits of one frame; queue their bins in ``out`` per ``mode``."""
+    """Cluster the ``k`` unmasked hits of one frame; queue their bins in ``out`` per ``mode``.
+
+    ``pix`` are detector pixel indices (histogram rows), ``gpix`` the same pixels in the padded
+    grid of row length ``width`` (= cols + 2) that ``stamp`` and ``gidx`` cover.
+    """
     if k == 1:
         stats[S_CLUSTERS_1] += 1
         stats[S_SIZE_HIST] += 1
         _fill(out, stats, pix[0], en[0], lo, inv_w, n_bins)
         return
     for a in range(k):
-        p = pix[a]
+        p = gpix[a]
         parent[a] = a
         if stamp[p] == serial:  # two hits in one pixel in one frame: same cluster
             _union(parent, a, gidx[p])
@@ -110,43 +115,39 @@ def _cluster_and_fill(
     # Most hits have no hit neighbour: histogram them at once and keep the union-find for
     # the rest. ``linked`` lists the hits that touch another hit.
     n_linked = 0
+    n_single = 0  # isolated hits, counted locally: fewer stores in the hot loop
     for a in range(k):
-        p = pix[a]
-        r = p // cols
-        c = p - r * cols
+        p = gpix[a]
         touches = csize[a] == 2
-        if r > 0:
-            q = p - cols
-            if stamp[q] == serial:
-                _union(parent, a, gidx[q])
-                touches = True
-            if c > 0 and stamp[q - 1] == serial:
-                _union(parent, a, gidx[q - 1])
-                touches = True
-            if c + 1 < cols and stamp[q + 1] == serial:
-                _union(parent, a, gidx[q + 1])
-                touches = True
-        if c > 0 and stamp[p - 1] == serial:
+        q = p - width
+        if stamp[q] == serial:
+            _union(parent, a, gidx[q])
+            touches = True
+        if stamp[q - 1] == serial:
+            _union(parent, a, gidx[q - 1])
+            touches = True
+        if stamp[q + 1] == serial:
+            _union(parent, a, gidx[q + 1])
+            touches = True
+        if stamp[p - 1] == serial:
             _union(parent, a, gidx[p - 1])
             touches = True
         if not touches:  # neighbours below or to the right (not yet joined) also count
-            if c + 1 < cols and stamp[p + 1] == serial:
-                touches = True
-            elif r + 1 < rows:
-                q = p + cols
-                if (
-                    stamp[q] == serial
-                    or (c > 0 and stamp[q - 1] == serial)
-                    or (c + 1 < cols and stamp[q + 1] == serial)
-                ):
-                    touches = True
+            q = p + width
+            touches = (
+                stamp[p + 1] == serial
+                or stamp[q] == serial
+                or stamp[q - 1] == serial
+                or stamp[q + 1] == serial
+            )
         if touches:
             linked[n_linked] = a
             n_linked += 1
         else:
-            stats[S_CLUSTERS_1] += 1
-            stats[S_SIZE_HIST] += 1
-            _fill(out, stats, p, en[a], lo, inv_w, n_bins)
+            n_single += 1
+            _fill(out, stats, pix[a], en[a], lo, inv_w, n_bins)
+    stats[S_CLUSTERS_1] += n_single
+    stats[S_SIZE_HIST] += n_single
     if n_linked == 0:
         return
     for i in range(n_linked):
@@ -194,11 +195,12 @@ def events_chunk(
     rows, cols, mode, lo, inv_w, n_bins, hist, stats,
 ):  # fmt: skip
     """Process events ``start:stop`` (whole frames, sorted by frame) into ``hist``/``stats``."""
-    npix = rows * cols
-    stamp = np.full(npix, -1, dtype=np.int64)
-    gidx = np.zeros(npix, dtype=np.int32)
+    width = cols + 2
+    stamp = np.full((rows + 2) * width, -1, dtype=np.int64)
+    gidx = np.zeros((rows + 2) * width, dtype=np.int32)
     cap = _INITIAL_CAPACITY
     pix = np.empty(cap, dtype=np.int64)
+    gpix = np.empty(cap, dtype=np.int64)
     en = np.empty(cap, dtype=np.float64)
     parent = np.empty(cap, dtype=np.int64)
     csize = np.empty(cap, dtype=np.int64)
@@ -226,6 +228,7 @@ def events_chunk(
         if m > cap:
             cap = m
             pix = np.empty(cap, dtype=np.int64)
+            gpix = np.empty(cap, dtype=np.int64)
             en = np.empty(cap, dtype=np.float64)
             parent = np.empty(cap, dtype=np.int64)
             csize = np.empty(cap, dtype=np.int64)
@@ -251,6 +254,7 @@ def events_chunk(
                 stats[S_MASKED] += 1
                 continue
             pix[k] = p
+            gpix[k] = p + width + 1 + 2 * r  # (r + 1) * width + c + 1
             if apply_cal:
                 en[k] = values[e] * gain[p] + offset[p]
             else:
@@ -258,8 +262,8 @@ def events_chunk(
             k += 1
         if k > 0:
             _cluster_and_fill(
-                k, pix, en, parent, csize, csum, cmax, cmaxpix, linked, stamp, gidx, serial, cols,
-                rows, mode, lo, inv_w, n_bins, out, stats,
+                k, pix, gpix, en, parent, csize, csum, cmax, cmaxpix, linked, stamp, gidx, serial,
+                width, mode, lo, inv_w, n_bins, out, stats,
             )  # fmt: skip
             serial += 1
             if stats[S_PENDING] >= _FLUSH:
@@ -295,9 +299,11 @@ def frames_chunk(
 ):  # fmt: skip
     """Find hits (ADU >= per-pixel threshold) in raw frames ``f0:f1``, cluster and histogram."""
     npix = rows * cols
-    stamp = np.full(npix, -1, dtype=np.int64)
-    gidx = np.zeros(npix, dtype=np.int32)
+    width = cols + 2
+    stamp = np.full((rows + 2) * width, -1, dtype=np.int64)
+    gidx = np.zeros((rows + 2) * width, dtype=np.int32)
     pix = np.empty(npix, dtype=np.int64)
+    gpix = np.empty(npix, dtype=np.int64)
     en = np.empty(npix, dtype=np.float64)
     parent = np.empty(npix, dtype=np.int64)
     csize = np.empty(npix, dtype=np.int64)
@@ -329,6 +335,7 @@ def frames_chunk(
                         stats[S_MASKED] += 1
                     else:
                         pix[k] = p
+                        gpix[k] = p + width + 1 + 2 * r
                         en[k] = a * gain[p] + offset[p]
                         k += 1
         if n_in > 0:
@@ -336,8 +343,8 @@ def frames_chunk(
             stats[S_EVENTS_IN] += n_in
         if k > 0:
             _cluster_and_fill(
-                k, pix, en, parent, csize, csum, cmax, cmaxpix, linked, stamp, gidx, serial, cols,
-                rows, mode, lo, inv_w, n_bins, out, stats,
+                k, pix, gpix, en, parent, csize, csum, cmax, cmaxpix, linked, stamp, gidx, serial,
+                width, mode, lo, inv_w, n_bins, out, stats,
             )  # fmt: skip
             serial += 1
             if stats[S_PENDING] >= _FLUSH:
@@ -357,6 +364,26 @@ def frames_parallel(
             frames, bounds[t], bounds[t + 1], threshold_adu, gain, offset, mask, rows, cols,
             mode, lo, inv_w, n_bins, hist2d[t], stats2d[t],
         )  # fmt: skip
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def sum_rows(hist2d, out):
+    """``out[i] = sum_t hist2d[t, i]`` (wrapping like numpy's uint32 add), in parallel.
+
+    ``out`` may be ``hist2d[0]`` (an in-place merge: no new cube to allocate and fault in).
+    Merging the per-thread cubes serially was the one single-threaded step of a run.
+    """
+    n = out.shape[0]
+    nt = hist2d.shape[0]
+    step = 1 << 16
+    for b in prange((n + step - 1) // step):
+        lo = b * step
+        hi = min(lo + step, n)
+        for i in range(lo, hi):
+            s = hist2d[0, i]
+            for t in range(1, nt):
+                s += hist2d[t, i]
+            out[i] = s
 
 
 def n_threads() -> int:

@@ -208,9 +208,19 @@ class SpectrumAccumulator:
             self._threshold_adu = threshold_in_adu(threshold_kev, self._gain, self._offset)
         self._hist = np.zeros((self._n_threads, npix * binning.n_bins), dtype=np.uint32)
         self._stats = np.zeros((self._n_threads, k.N_STATS), dtype=np.int64)
+        self._handed_out = False  # result() returned a view of self._hist[0]
         self._last_frame: int | None = None
         self._lo = float(binning.lo_kev)
         self._inv_w = float(binning.n_bins / (binning.hi_kev - binning.lo_kev))
+
+    def _thread_hists(self, n: int) -> np.ndarray:
+        """The first ``n`` per-thread cubes, re-grown (counts kept) after :meth:`result`."""
+        if self._handed_out or self._hist.shape[0] < n:
+            grown = np.zeros((self._n_threads, self._hist.shape[1]), dtype=np.uint32)
+            grown[0] = self._hist[0]
+            self._hist = grown
+            self._handed_out = False
+        return self._hist[:n]
 
     def _pixel_map(self, value, name, dtype, default) -> np.ndarray:
         if value is None:
@@ -288,7 +298,7 @@ class SpectrumAccumulator:
         k.events_parallel(
             frame, row, col, values, bounds, prev, has_prev, self._gain, self._offset,
             apply_cal, self._mask, self.rows, self.cols, self._mode, self._lo, self._inv_w,
-            self.binning.n_bins, self._hist[: len(bounds) - 1], stats[: len(bounds) - 1],
+            self.binning.n_bins, self._thread_hists(len(bounds) - 1), stats[: len(bounds) - 1],
         )  # fmt: skip
         self._raise_kernel_error(stats, index_offset)
         self._stats += stats
@@ -314,7 +324,7 @@ class SpectrumAccumulator:
         k.frames_parallel(
             frames_adu, bounds, self._threshold_adu, self._gain, self._offset, self._mask,
             self.rows, self.cols, self._mode, self._lo, self._inv_w, self.binning.n_bins,
-            self._hist[:t], stats[:t],
+            self._thread_hists(t), stats[:t],
         )  # fmt: skip
         self._stats += stats
 
@@ -358,10 +368,13 @@ class SpectrumAccumulator:
 
     def result(self) -> EventHistograms:
         """The per-pixel histograms (rows, cols, n_bins) uint32 and the counters."""
-        total = self._hist[0].copy()
-        for t in range(1, self._hist.shape[0]):
-            np.add(total, self._hist[t], out=total)
-        cube = total.reshape(self.rows, self.cols, self.binning.n_bins)
+        if self._hist.shape[0] > 1:
+            # merge the per-thread cubes into the first one, in parallel and in place
+            k.sum_rows(self._hist, self._hist[0])
+            self._hist = self._hist[:1]
+        # later blocks go to fresh cubes (_thread_hists), so the cube returned never changes
+        self._handed_out = True
+        cube = self._hist[0].reshape(self.rows, self.cols, self.binning.n_bins)
         return EventHistograms(self.binning.centres, cube, self.stats)
 
 

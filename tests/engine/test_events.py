@@ -145,6 +145,15 @@ def test_block_boundaries_and_threads_do_not_change_the_result(tmp_path, monkeyp
         _add_in_chunks(acc, frame, row, col, energy)
         np.testing.assert_array_equal(acc.result().pixel_histograms, outputs[0][0])
 
+    # a cube handed out by result() never changes when more blocks arrive afterwards
+    acc = SpectrumAccumulator(EnergyBinning(0.0, 160.0, 0.25), n_threads=2)
+    acc.add_events(frame, row, col, energy)
+    first = acc.result().pixel_histograms
+    snapshot = first.copy()
+    acc.add_events(frame + frame[-1] + 1, row, col, energy)
+    np.testing.assert_array_equal(first, snapshot)
+    np.testing.assert_array_equal(acc.result().pixel_histograms, 2 * snapshot)
+
 
 def _add_in_chunks(acc, frame, row, col, energy):
     # split at frame boundaries into uneven blocks, as a reader would
