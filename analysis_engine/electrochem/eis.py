@@ -121,20 +121,55 @@ def diffusivity_from_warburg(
 
 @dataclass(frozen=True)
 class RandlesFit:
-    """Fitted circuit parameters (ohm, F, ohm s^-1/2) and the relative RMS residual."""
+    """Fitted circuit parameters (ohm, F, ohm s^-1/2), their one-standard-deviation
+    uncertainties (same units, from the fit's covariance scaled by the residual variance) and
+    the relative RMS residual."""
 
     r_e_ohm: float
     r_ct_ohm: float
     c_dl_f: float
     sigma_ohm_s05: float
     relative_rms: float
+    r_e_sigma_ohm: float = float("nan")
+    r_ct_sigma_ohm: float = float("nan")
+    c_dl_sigma_f: float = float("nan")
+    sigma_sigma_ohm_s05: float = float("nan")
+    n_points: int = 0
+
+    def impedance(self, frequency_hz: ArrayLike) -> np.ndarray:
+        """The fitted circuit's impedance at ``frequency_hz`` (ohm, complex)."""
+        return randles_warburg_impedance(
+            frequency_hz,
+            r_e_ohm=self.r_e_ohm,
+            r_ct_ohm=self.r_ct_ohm,
+            c_dl_f=self.c_dl_f,
+            sigma_ohm_s05=self.sigma_ohm_s05,
+        )
+
+
+MIN_EIS_POINTS = 6
+#: A fit worse than this (relative RMS of Z) describes another circuit, not this one.
+MAX_RELATIVE_RMS = 0.15
+_NAMES = ("R_e", "R_CT", "C", "Warburg sigma")
+
+
+def _model(f: np.ndarray, p: np.ndarray) -> np.ndarray:
+    # The closed form without the sign checks of randles_warburg_impedance, so the unbounded
+    # refinement can cross zero and the caller can report a non-physical optimum.
+    omega = 2.0 * np.pi * f
+    r_e, r_ct, c, s = p
+    return r_e + r_ct / (1.0 + 1j * omega * r_ct * c) + s * (1.0 - 1j) / np.sqrt(omega)
 
 
 def fit_randles_warburg(frequency_hz: ArrayLike, z_ohm: ArrayLike) -> RandlesFit:
     """Least-squares fit of R_e + (R_CT || C) + Warburg to a measured spectrum.
 
-    Residuals are relative (divided by |Z|) so every decade counts alike; parameters are fitted
-    in log space (all positive).
+    Residuals are relative (divided by |Z|) so every decade counts alike. A first fit in log
+    space (all parameters positive) gives the start of an unbounded refinement; if that
+    refinement's optimum has a negative parameter the circuit does not describe the data and
+    the fit is refused rather than clipped. Uncertainties are the square roots of the diagonal
+    of ``s^2 (J^T J)^-1`` at the optimum (s^2: residual variance with 2n - 4 degrees of
+    freedom).
 
     Parameters
     ----------
@@ -142,10 +177,15 @@ def fit_randles_warburg(frequency_hz: ArrayLike, z_ohm: ArrayLike) -> RandlesFit
     z_ohm : array_like of complex, shape (n,)
         Measured impedance (negative imaginary part for capacitive behaviour).
 
+    Returns
+    -------
+    RandlesFit
+
     Raises
     ------
     EngineInputError
-        Fewer than 6 points, mismatched lengths, non-finite values.
+        Fewer than 6 points, mismatched lengths, non-finite values, or a non-physical optimum
+        (a negative resistance, capacitance or Warburg coefficient).
     ConvergenceError
         The optimiser failed.
     """
@@ -153,13 +193,16 @@ def fit_randles_warburg(frequency_hz: ArrayLike, z_ohm: ArrayLike) -> RandlesFit
 
     f = np.asarray(frequency_hz, dtype=np.float64).ravel()
     z = np.asarray(z_ohm, dtype=np.complex128).ravel()
-    if f.shape != z.shape or f.size < 6:
+    if f.shape != z.shape or f.size < MIN_EIS_POINTS:
         raise EngineInputError(
-            f"need at least 6 frequencies with one impedance each (got {f.size} and {z.size})"
+            f"an EIS fit needs at least {MIN_EIS_POINTS} frequencies with one impedance each "
+            f"(got {f.size} frequencies and {z.size} impedances)"
         )
     if not (np.all(np.isfinite(f)) and np.all(np.isfinite(z))) or np.any(f <= 0):
         raise EngineInputError("frequencies must be > 0 and impedances finite")
     scale = np.abs(z)
+    if np.any(scale == 0):
+        raise EngineInputError("the spectrum has points with |Z| = 0 ohm")
     omega = 2 * np.pi * f
     # Starting values from the spectrum's shape.
     r_e0 = max(float(z.real[np.argmax(f)]), 1e-3)
@@ -168,16 +211,72 @@ def fit_randles_warburg(frequency_hz: ArrayLike, z_ohm: ArrayLike) -> RandlesFit
     c0 = 1.0 / max(omega[peak] * r_ct0, 1e-12)
     sigma0 = max(float(-z.imag[np.argmin(f)] * np.sqrt(omega.min())) / 2.0, 1e-3)
 
-    def residual(logp: np.ndarray) -> np.ndarray:
-        r_e, r_ct, c, s = np.exp(logp)
-        model = randles_warburg_impedance(f, r_e_ohm=r_e, r_ct_ohm=r_ct, c_dl_f=c, sigma_ohm_s05=s)
-        diff = (model - z) / scale
+    def residual(p: np.ndarray) -> np.ndarray:
+        diff = (_model(f, p) - z) / scale
         return np.concatenate([diff.real, diff.imag])
 
-    start = np.log([r_e0, r_ct0, c0, sigma0])
-    res = least_squares(residual, start, method="lm", max_nfev=4000)
-    if not res.success:
-        raise ConvergenceError(f"Randles-Warburg fit did not converge: {res.message}")
-    r_e, r_ct, c, s = np.exp(res.x)
+    # A few starts a decade apart for the time constant: noise can move the apparent peak of
+    # the semicircle, and from a poor start the optimiser can trade R_CT for the Warburg arm.
+    # Each start is fitted in log space (positive parameters) and, unbounded, in units of the
+    # start, so an optimum with a negative parameter is found rather than clipped away.
+    starts = [
+        np.array([r_e0, r_ct0 * r_factor, c0 * c_factor, sigma0])
+        for c_factor in (1.0, 0.1, 10.0)
+        for r_factor in (1.0, 0.3, 3.0)
+    ]
+    best = None  # (cost, parameters, least-squares result, parameter unit)
+    with np.errstate(all="ignore"):
+
+        def refine(unit: np.ndarray) -> None:
+            nonlocal best
+            lin = least_squares(lambda u: residual(u * unit), np.ones(4), method="lm", max_nfev=300)
+            if lin.success and np.isfinite(lin.cost) and (best is None or lin.cost < best[0]):
+                best = (lin.cost, lin.x * unit, lin, unit)
+
+        logs = [
+            least_squares(
+                lambda q: residual(np.exp(np.clip(q, -60.0, 60.0))),
+                np.log(start),
+                method="lm",
+                max_nfev=400,
+            )
+            for start in starts
+        ]
+        refine(np.exp(min(logs, key=lambda r: r.cost).x))
+        for start in starts[::3]:
+            refine(start)
+    if best is None:
+        raise ConvergenceError("Randles-Warburg fit did not converge from any start")
+    _, p, res, p0 = best
+    negative = [f"{n} = {v:.3g}" for n, v in zip(_NAMES, p, strict=True) if v < 0]
+    if negative:
+        raise EngineInputError(
+            "non-physical EIS fit: "
+            + ", ".join(negative)
+            + " < 0; the spectrum is not described by R_e + (R_CT || C) + Warburg"
+        )
+    dof = max(res.fun.size - 4, 1)
+    s2 = float(np.sum(res.fun**2)) / dof
+    try:
+        cov = np.linalg.inv(res.jac.T @ res.jac) * s2
+        errors = np.sqrt(np.clip(np.diag(cov), 0.0, None)) * np.abs(p0)
+    except np.linalg.LinAlgError:
+        errors = np.full(4, np.nan)
     rms = float(np.sqrt(np.mean(res.fun**2)))
-    return RandlesFit(float(r_e), float(r_ct), float(c), float(s), rms)
+    if rms > MAX_RELATIVE_RMS:
+        raise EngineInputError(
+            f"the EIS fit leaves a relative RMS residual of {rms:.0%} (> {MAX_RELATIVE_RMS:.0%}):"
+            " the spectrum is not described by R_e + (R_CT || C) + Warburg"
+        )
+    return RandlesFit(
+        r_e_ohm=float(p[0]),
+        r_ct_ohm=float(p[1]),
+        c_dl_f=float(p[2]),
+        sigma_ohm_s05=float(p[3]),
+        relative_rms=rms,
+        r_e_sigma_ohm=float(errors[0]),
+        r_ct_sigma_ohm=float(errors[1]),
+        c_dl_sigma_f=float(errors[2]),
+        sigma_sigma_ohm_s05=float(errors[3]),
+        n_points=int(f.size),
+    )
