@@ -44,6 +44,7 @@ for app in settings.OPTIONAL_APPS:
 urlpatterns = [
     path("", include("projects.urls")),
     path("catalogue/", include("catalogue.urls")),
+    path("viewer/", include("viewer.urls")),
     *page_patterns,
     path("accounts/", include("django.contrib.auth.urls")),
     path("admin/", admin.site.urls),

@@ -15,6 +15,9 @@ from typing import Any
 import h5py
 import numpy as np
 
+from analysis_engine.compton.calibration import DEFAULT_CALIBRATION
+from analysis_engine.registration.downsample import COMPTON_PIXEL_UM
+
 __all__ = [
     "COMPTON_PIXEL_MM",
     "S_CALIBRATION",
@@ -25,9 +28,9 @@ __all__ = [
     "nyquist",
 ]
 
-COMPTON_PIXEL_MM = 0.27
-# S = a + b (1 - x): least-squares fit of the paper's Table 2 (SCIENCE.md).
-S_CALIBRATION = (0.650, 2.309)
+COMPTON_PIXEL_MM = COMPTON_PIXEL_UM / 1000.0
+# S = a + b (1 - x): the engine's default calibration (fit of the paper's Table 2).
+S_CALIBRATION = (DEFAULT_CALIBRATION.intercept, DEFAULT_CALIBRATION.slope)
 LAYOUT_BASE = {"margin": {"l": 60, "r": 20, "t": 50, "b": 50}, "template": "plotly_white"}
 
 
@@ -179,13 +182,15 @@ def li_maps_by_region(
     return {"data": data, "layout": layout}
 
 
-def s_vs_lithium(points: Sequence[Mapping[str, Any]], *, calibration=S_CALIBRATION) -> dict:
+def s_vs_lithium(points: Sequence[Mapping[str, Any]], *, calibration=DEFAULT_CALIBRATION) -> dict:
     """S-parameter against (1 - x) with the calibration line S = a + b (1 - x).
 
-    ``points``: dicts with ``s``, ``li`` (= 1 - x) and a ``label``.
+    ``points``: dicts with ``s``, ``li`` (= 1 - x) and a ``label``; ``calibration``: an engine
+    :class:`~analysis_engine.compton.calibration.LinearCalibration`.
     """
-    a, b = calibration
+    a, b = calibration.intercept, calibration.slope
     xs = np.linspace(0.0, 1.0, 21)
+    line = calibration.s_parameter(xs)
     return {
         "data": [
             {
@@ -193,7 +198,7 @@ def s_vs_lithium(points: Sequence[Mapping[str, Any]], *, calibration=S_CALIBRATI
                 "mode": "lines",
                 "name": f"calibration S = {a:.3f} + {b:.3f} (1 - x)",
                 "x": _clean(xs),
-                "y": _clean(a + b * xs),
+                "y": _clean(line),
             },
             {
                 "type": "scatter",
@@ -475,7 +480,185 @@ def _correlate_figures(f: h5py.File, summary) -> dict:
     return figs
 
 
+def line_figure(x, y, *, title: str, xtitle: str, ytitle: str, log_y: bool = False) -> dict:
+    """One line trace with titled axes."""
+    return _line(x, y, title=title, xtitle=xtitle, ytitle=ytitle, log_y=log_y)
+
+
+def map_figure(z: np.ndarray, *, title: str, colorbar: str, pixel_mm: float) -> dict:
+    """A 2D map with axes in mm (square pixels)."""
+    return _map_figure(z, title=title, colorbar=colorbar, pixel_mm=pixel_mm)
+
+
+def spectrum_with_windows(
+    energy_kev, counts, windows: Mapping[str, Sequence[tuple[float, float]]], *, title: str
+) -> dict:
+    """A summed spectrum with the S-parameter's energy windows shaded (low: blue, high: red)."""
+    fig = _line(energy_kev, counts, title=title, xtitle="energy (keV)", ytitle="counts")
+    colours = {"low": "rgba(31,119,180,0.18)", "high": "rgba(214,39,40,0.15)"}
+    fig["layout"]["shapes"] = [
+        {
+            "type": "rect",
+            "xref": "x",
+            "yref": "paper",
+            "x0": a,
+            "x1": b,
+            "y0": 0,
+            "y1": 1,
+            "fillcolor": colours.get(name, "rgba(0,0,0,0.1)"),
+            "line": {"width": 0},
+            "name": f"S window {name}",
+        }
+        for name, bands in windows.items()
+        for a, b in bands
+    ]
+    fig["layout"]["annotations"] = [
+        {
+            "x": 0.5 * (bands[0][0] + bands[-1][1]),
+            "y": 1.02,
+            "xref": "x",
+            "yref": "paper",
+            "text": f"S {name} window",
+            "showarrow": False,
+        }
+        for name, bands in windows.items()
+        if bands
+    ]
+    return fig
+
+
+def eis_figures(
+    frequency_hz, z_real_ohm, z_imag_ohm, *, fit_real=None, fit_imag=None, name="measured"
+) -> dict[str, dict]:
+    """Nyquist (-Im Z against Re Z, equal axes) and Bode (|Z| and phase against frequency)
+    of a measured spectrum, with the fitted curve over the data when given."""
+    f = np.asarray(frequency_hz, dtype=float)
+    z = np.asarray(z_real_ohm, dtype=float) + 1j * np.asarray(z_imag_ohm, dtype=float)
+    curves = [(name, z, "markers")]
+    if fit_real is not None and fit_imag is not None:
+        fitted = np.asarray(fit_real, dtype=float) + 1j * np.asarray(fit_imag, dtype=float)
+        curves.append(("fit R_e + (R_CT || C) + W", fitted, "lines"))
+    nyq = {
+        "data": [
+            {
+                "type": "scatter",
+                "mode": mode,
+                "name": label,
+                "x": _clean(zz.real),
+                "y": _clean(-zz.imag),
+                "customdata": _clean(f),
+                "hovertemplate": "f %{customdata:.3g} Hz<br>Re %{x:.4g} ohm<br>-Im %{y:.4g} ohm"
+                "<extra></extra>",
+            }
+            for label, zz, mode in curves
+        ],
+        "layout": {
+            **LAYOUT_BASE,
+            "title": {"text": "Nyquist plot"},
+            "xaxis": {"title": {"text": "Re Z (ohm)"}},
+            "yaxis": {"title": {"text": "-Im Z (ohm)"}, "scaleanchor": "x"},
+        },
+    }
+    bode_data = []
+    for label, zz, mode in curves:
+        bode_data.append(
+            {
+                "type": "scatter",
+                "mode": mode,
+                "name": f"|Z| {label}",
+                "x": _clean(f),
+                "y": _clean(np.abs(zz)),
+            }
+        )
+        bode_data.append(
+            {
+                "type": "scatter",
+                "mode": mode,
+                "name": f"phase {label}",
+                "x": _clean(f),
+                "y": _clean(np.degrees(np.angle(zz))),
+                "yaxis": "y2",
+            }
+        )
+    bode = {
+        "data": bode_data,
+        "layout": {
+            **LAYOUT_BASE,
+            "title": {"text": "Bode plot"},
+            "xaxis": {"title": {"text": "frequency (Hz)"}, "type": "log"},
+            "yaxis": {"title": {"text": "|Z| (ohm)"}, "type": "log"},
+            "yaxis2": {"title": {"text": "phase (deg)"}, "overlaying": "y", "side": "right"},
+        },
+    }
+    return {"nyquist": nyq, "bode": bode}
+
+
+def cycling_figure(cycle, charge_mah_g, discharge_mah_g, efficiency_pct) -> dict:
+    """Charge and discharge capacity (left axis) and Coulombic efficiency (right) per cycle."""
+    return {
+        "data": [
+            {
+                "type": "scatter",
+                "mode": "lines+markers",
+                "name": "charge",
+                "x": _clean(cycle),
+                "y": _clean(charge_mah_g),
+            },
+            {
+                "type": "scatter",
+                "mode": "lines+markers",
+                "name": "discharge",
+                "x": _clean(cycle),
+                "y": _clean(discharge_mah_g),
+            },
+            {
+                "type": "scatter",
+                "mode": "lines",
+                "name": "Coulombic efficiency",
+                "x": _clean(cycle),
+                "y": _clean(efficiency_pct),
+                "yaxis": "y2",
+            },
+        ],
+        "layout": {
+            **LAYOUT_BASE,
+            "title": {"text": "Capacity and Coulombic efficiency"},
+            "xaxis": {"title": {"text": "cycle"}},
+            "yaxis": {"title": {"text": "capacity (mAh/g)"}},
+            "yaxis2": {
+                "title": {"text": "Coulombic efficiency (%)"},
+                "overlaying": "y",
+                "side": "right",
+            },
+        },
+    }
+
+
+def _electrochem_figures(f: h5py.File, summary) -> dict:
+    if "eis" in f:
+        g = f["eis"]
+        return eis_figures(
+            g["frequency_hz"][()],
+            g["z_real_ohm"][()],
+            g["z_imag_ohm"][()],
+            fit_real=_get(f, "eis/fit_z_real_ohm"),
+            fit_imag=_get(f, "eis/fit_z_imag_ohm"),
+        )
+    if "cycling" in f:
+        g = f["cycling"]
+        return {
+            "cycling": cycling_figure(
+                g["cycle"][()],
+                g["charge_capacity_mah_g"][()],
+                g["discharge_capacity_mah_g"][()],
+                g["coulombic_efficiency_pct"][()],
+            )
+        }
+    return {}
+
+
 BUILDERS = {
+    "electrochem": _electrochem_figures,
     "correlate": _correlate_figures,
     "transport_table": _transport_table_figures,
     "events": _events_figures,

@@ -41,9 +41,7 @@ def test_uncertainties_cover_the_scatter_of_noisy_fits():
     f = np.logspace(5, -2, 50)
     z = circuit(f, *truth)
     rng = np.random.default_rng(7)
-    fits = [
-        fit_randles_warburg(f, z * (1 + 0.01 * rng.standard_normal(f.size))) for _ in range(20)
-    ]
+    fits = [fit_randles_warburg(f, z * (1 + 0.01 * rng.standard_normal(f.size))) for _ in range(20)]
     r_ct = np.array([x.r_ct_ohm for x in fits])
     reported = np.median([x.r_ct_sigma_ohm for x in fits])
     # the reported 1-sigma agrees with the empirical scatter within a factor 1.5

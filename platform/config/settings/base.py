@@ -65,6 +65,7 @@ INSTALLED_APPS = [
     "projects",
     "catalogue",
     *OPTIONAL_APPS,
+    "viewer",
 ]
 
 MIDDLEWARE = [

@@ -1,0 +1,148 @@
+"""Planes for display: block-mean downsampling, contrast windows, CoR candidates."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from analysis_engine.errors import EngineInputError
+from analysis_engine.tomo.backends import fbp
+from analysis_engine.tomo.preprocess import minus_log, normalize
+
+__all__ = [
+    "view_step",
+    "block_mean",
+    "block_max",
+    "intensity_histogram",
+    "auto_window",
+    "center_candidates",
+    "reconstruct_at_centers",
+]
+
+
+def view_step(shape: tuple[int, int], *, max_pixels: int) -> int:
+    """Smallest integer step so that both sides of ``shape`` / step are <= ``max_pixels``."""
+    if max_pixels < 1:
+        raise EngineInputError(f"max_pixels must be >= 1 (got {max_pixels})")
+    return max(1, math.ceil(max(shape) / max_pixels))
+
+
+def _blocks(image: np.ndarray, step: int) -> np.ndarray:
+    if step < 1:
+        raise EngineInputError(f"the downsampling step must be an integer >= 1 (got {step})")
+    h, w = image.shape
+    hb, wb = -(-h // step), -(-w // step)
+    padded = np.full((hb * step, wb * step), np.nan, dtype=np.float64)
+    padded[:h, :w] = image
+    return padded.reshape(hb, step, wb, step)
+
+
+def block_mean(image: ArrayLike, *, step: int) -> np.ndarray:
+    """Mean over ``step`` x ``step`` blocks (edge blocks over the pixels they hold).
+
+    Parameters
+    ----------
+    image : array_like, shape (rows, cols)
+    step : int
+        Block side in pixels (1 returns the image as float32).
+
+    Returns
+    -------
+    ndarray, shape (ceil(rows / step), ceil(cols / step)), float32
+        NaN pixels are left out of their block's mean; an all-NaN block is NaN.
+    """
+    image = np.asarray(image)
+    if image.ndim != 2:
+        raise EngineInputError(f"expected a 2D image, got shape {image.shape}")
+    if step == 1:
+        return image.astype(np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN blocks stay NaN
+        return np.nanmean(_blocks(image, int(step)), axis=(1, 3)).astype(np.float32)
+
+
+def block_max(mask: ArrayLike, *, step: int) -> np.ndarray:
+    """Maximum over ``step`` x ``step`` blocks (a mask stays visible when downsampled), uint8."""
+    mask = np.asarray(mask)
+    if mask.ndim != 2:
+        raise EngineInputError(f"expected a 2D mask, got shape {mask.shape}")
+    if step == 1:
+        return mask.astype(np.uint8)
+    blocks = np.nan_to_num(_blocks(mask.astype(np.float64), int(step)), nan=0.0)
+    return blocks.max(axis=(1, 3)).astype(np.uint8)
+
+
+def intensity_histogram(image: ArrayLike, *, bins: int = 128) -> tuple[np.ndarray, np.ndarray]:
+    """Histogram of the finite values: (counts (bins,), edges (bins + 1,))."""
+    values = np.asarray(image, dtype=np.float64).ravel()
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return np.zeros(bins, dtype=np.int64), np.linspace(0.0, 1.0, bins + 1)
+    lo, hi = float(values.min()), float(values.max())
+    if hi <= lo:
+        hi = lo + 1.0
+    return np.histogram(values, bins=bins, range=(lo, hi))
+
+
+def auto_window(
+    image: ArrayLike, *, low_pct: float = 0.5, high_pct: float = 99.5
+) -> tuple[float, float]:
+    """Contrast window (low, high) at the given percentiles of the finite values.
+
+    A constant image gives (v, v + 1) so the window never has zero width.
+    """
+    values = np.asarray(image, dtype=np.float64).ravel()
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return 0.0, 1.0
+    lo, hi = (float(v) for v in np.percentile(values, [low_pct, high_pct]))
+    return (lo, hi) if hi > lo else (lo, lo + 1.0)
+
+
+def center_candidates(center: float, *, spacing_px: float, count: int) -> np.ndarray:
+    """``count`` centres ``spacing_px`` apart, symmetric about ``center`` (odd count: centre in)."""
+    if count < 1 or not spacing_px > 0:
+        raise EngineInputError("need at least one candidate and a positive spacing")
+    return center + spacing_px * (np.arange(count) - (count - 1) / 2.0)
+
+
+def reconstruct_at_centers(
+    sinogram_counts: ArrayLike,
+    flat: ArrayLike,
+    dark: ArrayLike,
+    angles_deg: ArrayLike,
+    *,
+    centers: ArrayLike,
+    backend: str | None = None,
+) -> np.ndarray:
+    """One slice reconstructed (FBP) at each candidate centre of rotation, side by side.
+
+    Parameters
+    ----------
+    sinogram_counts : array_like, shape (n_angles, n_cols)
+        Raw counts of one detector row.
+    flat, dark : array_like, shape (n_cols,)
+        Mean flat and dark of that row.
+    angles_deg : array_like, shape (n_angles,)
+    centers : array_like, shape (k,)
+        Candidate centres, detector pixels.
+
+    Returns
+    -------
+    ndarray, shape (k, n_cols, n_cols), float32
+        Attenuation per pixel; the sharpest image marks the right centre.
+    """
+    sino = minus_log(normalize(np.asarray(sinogram_counts), flat, dark))
+    angles = np.deg2rad(np.asarray(angles_deg, dtype=np.float64))
+    centres = np.asarray(centers, dtype=np.float64).ravel()
+    n_cols = sino.shape[-1]
+    bad = [c for c in centres if not 0 <= c <= n_cols - 1]
+    if bad:
+        raise EngineInputError(
+            f"candidate centre(s) {', '.join(f'{c:.1f}' for c in bad)} px lie outside the "
+            f"detector (0..{n_cols - 1})"
+        )
+    return np.stack([fbp(sino, angles, float(c), backend=backend) for c in centres])

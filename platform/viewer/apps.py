@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+
+
+class ViewerConfig(AppConfig):
+    default_auto_field = "django.db.models.BigAutoField"
+    name = "viewer"
+    verbose_name = "Slice viewer and dataset previews"
