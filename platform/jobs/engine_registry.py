@@ -206,6 +206,16 @@ JOB_KINDS: dict[str, JobKind] = {
             output_name="correlation.h5",
             description="Register each XCT depth slab onto its Compton map; Li vs porosity.",
         ),
+        JobKind(
+            name="electrochem",
+            label="Electrochemistry (EIS fit, cycling)",
+            module="analysis_engine.electrochem.commands",
+            function="run_electrochem",
+            inputs=(InputSlot("table", ("eis", "cycling")),),
+            produces="electrochem",
+            output_name="electrochem.h5",
+            description="Fit R_e + (R_CT || C) + Warburg with D_overall, or cycling statistics.",
+        ),
     )
 }
 
