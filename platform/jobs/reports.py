@@ -22,6 +22,9 @@ from django.conf import settings
 from django.template.loader import render_to_string
 from django.utils import timezone
 
+from analysis_engine.errors import EngineInputError
+from analysis_engine.registration.correlate import li_gradient_pct
+
 from . import figures
 from .models import JobStatus, Result
 
@@ -42,10 +45,14 @@ STATES = ("pristine", "charged", "discharged", "other")
 
 
 def percent_change(before: float | None, after: float | None) -> float | None:
-    """(after - before) / before in percent; None when undefined."""
-    if before is None or after is None or before == 0:
+    """(after - before) / before in percent, by the engine's :func:`li_gradient_pct`; None
+    when undefined (a missing value or a zero base)."""
+    if before is None or after is None:
         return None
-    return 100.0 * (after - before) / before
+    try:
+        return li_gradient_pct([before, after])[0]
+    except EngineInputError:
+        return None
 
 
 def gradient_rows(li_by_state_region: Mapping[str, Mapping[int, float]]) -> list[dict]:
