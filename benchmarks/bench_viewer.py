@@ -15,7 +15,6 @@ Writes ``benchmarks/results/viewer_latency.md``.
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import tempfile
 import time
