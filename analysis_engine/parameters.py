@@ -28,6 +28,7 @@ import inspect
 import math
 import os
 import re
+import textwrap
 import types
 import typing
 from collections.abc import Callable, Mapping, Sequence
@@ -563,7 +564,7 @@ class Command:
             self.name,
             help=self.summary,
             description=self.summary,
-            formatter_class=argparse.RawDescriptionHelpFormatter,
+            formatter_class=_HelpFormatter,
         )
         for name in self.inputs:
             many = _is_tuple(_args(hints.get(name, str))[0])
@@ -618,8 +619,8 @@ class Command:
             kwargs["metavar"] = option.metavar
         parser.add_argument(*spec.flags, **kwargs)
 
-    def call(self, args: argparse.Namespace, *, progress: ProgressFn | None = None) -> Any:
-        """Run the function with parsed command-line arguments; return its summary."""
+    def arguments(self, args: argparse.Namespace) -> tuple[list[Any], dict[str, Any]]:
+        """The positional and keyword arguments of the function for parsed ``args``."""
         hints = _hints(self.function)
         positional = [getattr(args, name) for name in self.inputs]
         if self.output:
@@ -628,6 +629,11 @@ class Command:
             spec.name: _from_cli(getattr(args, spec.name), _kind(hints.get(spec.name, Any)))
             for spec in self.parameters
         }
+        return positional, keywords
+
+    def call(self, args: argparse.Namespace, *, progress: ProgressFn | None = None) -> Any:
+        """Run the function with parsed command-line arguments; return its summary."""
+        positional, keywords = self.arguments(args)
         if "progress" in inspect.signature(self.function).parameters:
             keywords["progress"] = progress
         summary = self.function(*positional, **keywords)
@@ -656,6 +662,14 @@ def _show(value: Any) -> str:
     if isinstance(value, list):
         return " ".join(_show(v) for v in value)
     return str(value)
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """Wraps help at spaces only: "finite-volume" and "/entry/data" stay whole."""
+
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        text = " ".join(text.split())
+        return textwrap.wrap(text, width, break_on_hyphens=False, break_long_words=False)
 
 
 def _escape(text: str) -> str:

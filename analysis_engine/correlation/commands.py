@@ -105,7 +105,8 @@ def run_correlate(
         User override: one transform dict (all regions) or a list with one per region
         (None entries are fitted), or JSON text of either.
     allow_scale, min_quality
-        As for :func:`run_register`; a region whose registration fails raises.
+        As for :func:`analysis_engine.registration.commands.run_register`; a region whose
+        registration fails raises.
     n_bins
         Bins of the porosity-Li trend.
     progress

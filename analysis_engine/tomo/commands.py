@@ -415,10 +415,19 @@ def run_reconstruct(
 ) -> dict[str, Any]:
     """Reconstruct an NXtomo scan into ``/entry/reconstruction/data`` of ``output_path``.
 
-    Parameters are those of :func:`plan_reconstruction`; ``progress(fraction, message)`` is
-    called after each chunk. Output (CONTRACTS.md): (slices, N, N) float32 attenuation per
-    voxel, attrs ``center_of_rotation`` (detector px) and ``voxel_size_um``; written chunk by
-    chunk, atomically (no partial file on failure).
+    Parameters
+    ----------
+    input_path
+        NXtomo file.
+    output_path
+        HDF5 file: ``/entry/reconstruction/data`` (slices, N, N) float32 attenuation per voxel,
+        attrs ``center_of_rotation`` (detector px) and ``voxel_size_um``; written chunk by
+        chunk, atomically (no partial file on failure).
+    center, half_acquisition, ring_removal, ring_method, backend, slices, chunk_slices,
+    filter_name
+        See :func:`plan_reconstruction`.
+    progress
+        Optional ``progress(fraction, message)``, called after each chunk.
 
     Returns
     -------
