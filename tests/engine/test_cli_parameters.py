@@ -13,11 +13,17 @@ import re
 import subprocess
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
 from analysis_engine.cli import build_parser, main
-from analysis_engine.commands import COMMANDS, command_for_function, get_command
+from analysis_engine.commands import (
+    COMMANDS,
+    command_for_function,
+    get_command,
+    reference_markdown,
+)
 from analysis_engine.errors import EngineInputError
 from analysis_engine.parameters import Command, Option, ParameterSpec, describe, validate_parameters
 
@@ -150,6 +156,17 @@ def test_contract_flags_exist():
         strings = {s for a in _subparsers()[name]._actions for s in a.option_strings}
         missing = set(flags) - strings
         assert not missing, f"{name} lost contract flags {missing}"
+
+
+def test_docs_cli_reference_is_generated_from_the_specs():
+    written = (Path(__file__).parents[2] / "docs" / "cli.md").read_text()
+    assert written == reference_markdown(), (
+        "docs/cli.md is out of step: python -m analysis_engine.commands > docs/cli.md"
+    )
+    for command in COMMANDS.values():
+        assert f"## `{command.name}`" in written
+        for spec in command.parameters:
+            assert f"`{spec.flags[0]}`" in written
 
 
 def test_python_dash_m_help_runs():
