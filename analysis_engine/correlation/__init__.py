@@ -9,22 +9,5 @@ Paper: Huang et al. 2022, Experimental Section "Correlating XCT with XCS-I"; Tab
   correlated.
 """
 
-from analysis_engine.correlation.correlate import (
-    RegionCorrelation,
-    cell_correlation_summary,
-    correlate_maps,
-    correlation_figure,
-    li_gradient_pct,
-    overlay,
-    paired_values,
-)
-
-__all__ = [
-    "RegionCorrelation",
-    "cell_correlation_summary",
-    "correlate_maps",
-    "correlation_figure",
-    "li_gradient_pct",
-    "overlay",
-    "paired_values",
-]
+from analysis_engine.correlation.correlate import *  # noqa: F403 - the stage's public names
+from analysis_engine.correlation.correlate import __all__ as __all__
