@@ -720,7 +720,6 @@ def validate_parameters(
     missing = [s.name for s in specs if s.required and s.name not in parameters]
     if missing:
         raise EngineInputError(f"missing required option(s) {', '.join(missing)}")
-    hints = _hints(function)
     out = {}
     for name, value in parameters.items():
         spec = by_name[name]
@@ -746,7 +745,7 @@ def validate_parameters(
                 _matches(v, spec.items) for v in value
             ):
                 raise EngineInputError(f"option {name} expects {spec.items}s, got {value!r}")
-        out[name] = _tuples(value) if _kind(hints.get(name, Any)).json == "array" else value
+        out[name] = _tuples(value) if "array" in spec.type.split("|") else value
     return out
 
 
