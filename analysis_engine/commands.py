@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 from analysis_engine.compton.commands import COMMANDS as COMPTON
 from analysis_engine.correlation.commands import COMMANDS as CORRELATION
+from analysis_engine.electrochem.commands import COMMANDS as ELECTROCHEM
 from analysis_engine.errors import EngineInputError
 from analysis_engine.events.commands import COMMANDS as EVENTS
 from analysis_engine.parameters import Command, ParameterSpec, parameter_docs
@@ -41,6 +42,7 @@ COMMANDS: dict[str, Command] = {
         *TRANSPORT,
         *REGISTRATION,
         *CORRELATION,
+        *ELECTROCHEM,
         *SYNTHETIC,
     )
 }

@@ -52,6 +52,8 @@ __all__ = [
 #: parameter-name suffixes and the units they state (STYLE: units in names)
 UNIT_SUFFIXES = (
     ("_cm2_s", "cm^2/s"),
+    ("_mol_cm3", "mol/cm^3"),
+    ("_cm2", "cm^2"),
     ("_kev", "keV"),
     ("_deg", "deg"),
     ("_um", "um"),
@@ -59,6 +61,8 @@ UNIT_SUFFIXES = (
     ("_au", "a.u."),
     ("_hz", "Hz"),
     ("_pct", "%"),
+    ("_ohm", "ohm"),
+    ("_k", "K"),
 )
 AXIS_NAMES = {"z": 0, "y": 1, "x": 2}
 NOT_OPTIONS = frozenset({"progress"})  # keyword-only but supplied by the caller, not the user

@@ -39,6 +39,7 @@ EXPECTED_COMMANDS = {
     "transport-table",
     "register",
     "correlate",
+    "electrochem",
     "demo-data",
 }
 
