@@ -433,8 +433,9 @@ def run_reconstruct(
     -------
     dict
         ``center_of_rotation``, ``shape``, ``backend``, ``slices``, ``chunks``,
-        ``voxel_size_um``, ``half_acquisition``, ``ring_removal`` (+ ``overlap_px``, ``side``
-        for an automatically found half-acquisition axis).
+        ``voxel_size_um``, ``half_acquisition``, ``ring_removal``, ``ring_method`` (None without
+        ring removal) (+ ``overlap_px``, ``side`` for an automatically found half-acquisition
+        axis).
     """
     plan = plan_reconstruction(
         input_path,
@@ -486,7 +487,8 @@ def run_reconstruct(
         {
             "chunks": len(plan["chunks"]),
             "half_acquisition": bool(half_acquisition),
-            "ring_removal": options["ring_removal"] or False,
+            "ring_removal": bool(options["ring_removal"]),
+            "ring_method": options["ring_removal"] or None,
         }
     )
     for key in ("overlap_px", "side", "center_of_rotation_stitched"):
