@@ -85,16 +85,21 @@ def run_register(
 
     Parameters
     ----------
-    moving_spec, fixed_spec
-        ``file.h5:/dataset``, ``.npy`` or TIFF; e.g. an XCT porosity or density map and
-        ``compton.h5:/compton_counts``. NaN marks pixels without data.
+    moving_spec
+        Image to move: ``file.h5:/dataset``, ``.npy`` or TIFF, e.g. an XCT porosity or
+        density map; NaN marks pixels without data.
+    fixed_spec
+        Image that stays, e.g. ``compton.h5:/compton_counts``; NaN marks pixels without data.
     output_path
         HDF5 file to write: ``/registered`` (moving resampled onto the fixed grid, NaN outside
         its footprint), ``/transform`` (3 x 3 matrix, moving (row, col, 1) -> fixed), with the
         summary as attributes of ``/transform``.
-    moving_pixel_um, fixed_pixel_um
-        Pixel sizes at the sample, um; read from a ``pixel_size_um``/``voxel_size_um``
-        attribute when not given. Required when the images differ in size.
+    moving_pixel_um
+        Pixel size of the moving image at the sample; read from a ``pixel_size_um`` or
+        ``voxel_size_um`` attribute when neither size is given. Required when the images
+        differ in size.
+    fixed_pixel_um
+        Pixel size of the fixed image at the sample (as ``moving_pixel_um``).
     allow_scale
         Fit an isotropic scale on top of the stated pixel ratio.
     transform
