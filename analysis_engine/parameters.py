@@ -655,7 +655,7 @@ def _from_cli(value: Any, kind: _Kind) -> Any:
 
 def _help_line(spec: ParameterSpec) -> str:
     text = spec.help
-    if spec.units and spec.units not in text:
+    if spec.units and not re.search(rf"(?<![\w^/]){re.escape(spec.units)}(?!\w)", text):
         text = f"{text} [{spec.units}]" if text else f"[{spec.units}]"
     if not spec.required and spec.default is not None and spec.type != "boolean":
         text = f"{text} (default: {_show(spec.default)})"
