@@ -23,6 +23,7 @@ import numpy as np
 
 from analysis_engine import __version__
 from analysis_engine.errors import EngineInputError
+from analysis_engine.io import nxtomo
 from analysis_engine.io.common import read_array, write_hdf5
 from analysis_engine.parameters import Command
 from analysis_engine.tomo.segmentation import segment_electrode
@@ -44,8 +45,6 @@ def read_volume(input_spec: str | os.PathLike) -> tuple[np.ndarray, float | None
     if match and Path(match.group(1)).exists():
         inner = match.group(2) or ""
         if inner in ("", RECONSTRUCTION_PATH, RECONSTRUCTION_PATH.lstrip("/")):
-            from analysis_engine.io import nxtomo
-
             try:
                 attrs = nxtomo.read_reconstruction_attrs(match.group(1))
             except EngineInputError:

@@ -9,13 +9,14 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from analysis_engine.errors import EngineInputError
-from analysis_engine.io.common import read_array, write_hdf5
+from analysis_engine.io.common import open_hdf5, read_array, write_hdf5
 from analysis_engine.parameters import Command, Option
 from analysis_engine.transport.impedance import (
     D_ELECTROLYTE_CM2_S,
@@ -50,10 +51,6 @@ def read_segmentation(spec: PathLike) -> tuple[np.ndarray, np.ndarray | None]:
     ``segment`` output) returns both masks; any other spec (``file.h5:/dataset``, ``.npy``,
     TIFF) returns the volume and ``None``.
     """
-    import re
-
-    from analysis_engine.io.common import open_hdf5
-
     text = str(spec)
     if re.search(r"\.(h5|hdf5|hdf|nxs)$", text, re.IGNORECASE) and os.path.exists(text):
         with open_hdf5(text) as f:
