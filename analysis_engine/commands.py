@@ -8,14 +8,21 @@ same words (see :mod:`analysis_engine.parameters`).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from analysis_engine.compton.commands import COMMANDS as COMPTON
 from analysis_engine.correlation.commands import COMMANDS as CORRELATION
 from analysis_engine.electrochem.commands import COMMANDS as ELECTROCHEM
 from analysis_engine.errors import EngineInputError
 from analysis_engine.events.commands import COMMANDS as EVENTS
-from analysis_engine.parameters import Command, ParameterSpec, parameter_docs
+from analysis_engine.parameters import (
+    Command,
+    ParameterSpec,
+    describe,
+    parameter_docs,
+    validate_parameters,
+)
 from analysis_engine.registration.commands import COMMANDS as REGISTRATION
 from analysis_engine.synthetic.commands import COMMANDS as SYNTHETIC
 from analysis_engine.tomo.commands import COMMANDS as TOMO
@@ -26,9 +33,11 @@ __all__ = [
     "COMMANDS",
     "command_for_function",
     "command_specs",
+    "function_parameters",
     "get_command",
     "parameters_of",
     "reference_markdown",
+    "validate_function_parameters",
 ]
 
 #: in the order ``--help`` lists them: the analysis chain, then the twin
@@ -72,6 +81,24 @@ def command_for_function(function: Callable[..., object]) -> Command | None:
 def parameters_of(name: str) -> tuple[ParameterSpec, ...]:
     """The options of command ``name`` as the CLI and the API present them."""
     return get_command(name).parameters
+
+
+def function_parameters(function: Callable[..., object]) -> tuple[ParameterSpec, ...]:
+    """The options of an engine function as its command presents them (choices, aliases).
+
+    What the platform lists for a job kind: the same specs as ``--help``. A function that no
+    command runs is described from its signature and docstring alone.
+    """
+    command = command_for_function(function)
+    return command.parameters if command is not None else describe(function)
+
+
+def validate_function_parameters(
+    function: Callable[..., object], parameters: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    """Job parameters checked as the command line checks them; see ``validate_parameters``."""
+    command = command_for_function(function)
+    return validate_parameters(command if command is not None else function, parameters)
 
 
 def reference_markdown() -> str:

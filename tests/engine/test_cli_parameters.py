@@ -21,10 +21,13 @@ from analysis_engine.cli import build_parser, main
 from analysis_engine.commands import (
     COMMANDS,
     command_for_function,
+    function_parameters,
     get_command,
     reference_markdown,
+    validate_function_parameters,
 )
 from analysis_engine.errors import EngineInputError
+from analysis_engine.events.commands import run_events
 from analysis_engine.parameters import Command, Option, ParameterSpec, describe, validate_parameters
 
 #: every command of the engine, written out so that a lost command fails here
@@ -334,3 +337,14 @@ def test_validate_parameters():
     # a real command: the API name is the CLI name without dashes
     cleaned = validate_parameters(COMMANDS["eis-sim"], {"axis": 0, "omega_range": [0.1, 10]})
     assert cleaned == {"axis": 0, "omega_range": (0.1, 10)}
+
+
+def test_the_platform_sees_the_commands_specs():
+    specs = {s.name: s for s in function_parameters(run_events)}
+    assert specs["charge_sharing"].choices == ("paper", "discriminate", "add", "none")
+    assert function_parameters(_toy)[0].name == "width_kev"  # no command: signature alone
+    with pytest.raises(EngineInputError, match="charge_sharing must be one of paper"):
+        validate_function_parameters(run_events, {"charge_sharing": "magic"})
+    assert validate_function_parameters(run_events, {"range_kev": [0, 100]}) == {
+        "range_kev": (0, 100)
+    }
