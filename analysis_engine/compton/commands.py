@@ -7,9 +7,8 @@
 
 from __future__ import annotations
 
-import argparse
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -31,8 +30,9 @@ from analysis_engine.compton.profile import (
     s_parameter,
 )
 from analysis_engine.errors import EngineInputError
+from analysis_engine.parameters import Command
 
-__all__ = ["register", "run_compton"]
+__all__ = ["COMMANDS", "run_compton"]
 
 Progress = Callable[[float, str], None]
 
@@ -94,6 +94,7 @@ def run_compton(
     incident_kev: float = 115.0,
     angle_deg: float = 90.0,
     calibration: LinearCalibration | tuple[float, float] | str | None = None,
+    calibration_points: str | Sequence[tuple[float, float]] | None = None,
     attenuation: float = 1.0,
     mask: str | os.PathLike | np.ndarray | None = None,
     low_window_au: tuple[float, float] = DEFAULT_LOW_WINDOW_AU,
@@ -122,6 +123,9 @@ def run_compton(
         Beam energy (keV) and scattering angle (deg) for Eq. 6.
     calibration : LinearCalibration, (A, B), "A,B" or None
         ``S = A + B (1 - x)``; default the paper's Table 2 fit, 0.650 + 2.309 (1 - x).
+    calibration_points : "S:1-x,..." or sequence of (S, 1 - x), optional
+        Fit the calibration line through these points instead of giving it, e.g.
+        ``0.88:0.10,2.40:0.76`` (not together with ``calibration``).
     attenuation : float
         Per-region attenuation correction factor multiplying S (paper: 1.015, 1.010, 1.005
         for regions 1-3) before calibration.
@@ -172,7 +176,12 @@ def run_compton(
             f"need incident energy > 0 keV and 0 < angle <= 180 deg, got {incident_kev} keV, "
             f"{angle_deg} deg"
         )
-    calib = _as_calibration(calibration)
+    if calibration is not None and calibration_points is not None:
+        raise EngineInputError("give either a calibration line or calibration points, not both")
+    if calibration_points is not None:
+        calib = _calibration_points(calibration_points)
+    else:
+        calib = _as_calibration(calibration)
     kw = {"incident_kev": incident_kev, "angle_deg": angle_deg}
     windows = {"low_window_au": tuple(low_window_au), "high_window_au": tuple(high_window_au)}
 
@@ -300,81 +309,16 @@ def run_compton(
     return summary
 
 
-def _pair(text: str) -> tuple[float, float]:
+def _calibration_points(points: str | Sequence[tuple[float, float]]) -> LinearCalibration:
     try:
-        lo, hi = (float(v) for v in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected two numbers LO,HI, got {text!r}") from None
-    return lo, hi
-
-
-def _calibration_points(text: str) -> LinearCalibration:
-    try:
-        pairs = [tuple(float(v) for v in item.split(":")) for item in text.split(",")]
-        s, li = zip(*pairs, strict=True)
-    except ValueError:
+        if isinstance(points, str):
+            points = [tuple(float(v) for v in item.split(":")) for item in points.split(",")]
+        s, li = zip(*points, strict=True)
+    except (TypeError, ValueError):
         raise EngineInputError(
-            f"--calibration-points expects S:1-x pairs separated by commas, got {text!r}"
+            f"calibration points must be S:1-x pairs separated by commas, got {points!r}"
         ) from None
-    return fit_calibration(s, li, source="fitted from --calibration-points")
+    return fit_calibration(s, li, source="fitted from the calibration points")
 
 
-def _handle(args: argparse.Namespace) -> dict[str, Any]:
-    from analysis_engine.cli import progress
-
-    if args.calibration and args.calibration_points:
-        raise EngineInputError("give either --calibration or --calibration-points, not both")
-    calibration: Any = args.calibration
-    if args.calibration_points:
-        calibration = _calibration_points(args.calibration_points)
-    return run_compton(
-        args.input,
-        args.output,
-        incident_kev=args.incident_kev,
-        angle_deg=args.angle_deg,
-        calibration=calibration,
-        attenuation=args.attenuation,
-        mask=args.mask,
-        low_window_au=args.low_window,
-        high_window_au=args.high_window,
-        klein_nishina=args.klein_nishina,
-        min_counts=args.min_counts,
-        fit_peaks=not args.no_peak_fit,
-        eta=args.eta,
-        progress=lambda fraction, message: progress(message, fraction),
-    )
-
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add the ``compton`` command to the engine's command line."""
-    p = subparsers.add_parser(
-        "compton",
-        help="S-parameter and Li stoichiometry maps from per-pixel spectra",
-        description="Compton profiles, S-parameter (Eqs. 6-9) and Li stoichiometry maps from "
-        "the per-pixel spectra written by 'events'.",
-    )
-    p.add_argument("input", help="spectra HDF5 (/energy_bins, /pixel_histograms)")
-    p.add_argument("-o", "--output", required=True, help="output HDF5 file")
-    p.add_argument("--incident-kev", type=float, default=115.0)
-    p.add_argument("--angle-deg", type=float, default=90.0)
-    p.add_argument(
-        "--calibration",
-        default=None,
-        help="A,B meaning S = A + B (1 - x); default 0.650,2.309 (paper Table 2 fit)",
-    )
-    p.add_argument(
-        "--calibration-points",
-        default=None,
-        help="fit the calibration from S:1-x pairs, e.g. 0.88:0.10,2.40:0.76",
-    )
-    p.add_argument("--attenuation", type=float, default=1.0, help="factor multiplying S")
-    p.add_argument(
-        "--mask", default=None, help="2D mask (file.h5:/path, .npy, .tif), nonzero inside"
-    )
-    p.add_argument("--low-window", type=_pair, default=DEFAULT_LOW_WINDOW_AU, metavar="LO,HI")
-    p.add_argument("--high-window", type=_pair, default=DEFAULT_HIGH_WINDOW_AU, metavar="LO,HI")
-    p.add_argument("--klein-nishina", action="store_true", help="correct by the KN factor (Eq. 5)")
-    p.add_argument("--min-counts", type=float, default=100.0)
-    p.add_argument("--no-peak-fit", action="store_true", help="skip the per-pixel peak fits")
-    p.add_argument("--eta", type=float, default=None, help="fixed Lorentz fraction of the fit")
-    p.set_defaults(func=_handle)
+COMMANDS = (Command("compton", run_compton, inputs=("input_path",)),)

@@ -34,8 +34,9 @@ from analysis_engine.electrochem.eis import (
 )
 from analysis_engine.io.common import write_hdf5
 from analysis_engine.io.tables import read_table
+from analysis_engine.parameters import Command
 
-__all__ = ["run_electrochem", "eis_summary"]
+__all__ = ["COMMANDS", "run_electrochem", "eis_summary"]
 
 
 def eis_summary(
@@ -159,3 +160,6 @@ def run_electrochem(
     write_hdf5(output_path, datasets, attrs={"/": attrs})
     report(1.0, "electrochem done")
     return summary
+
+
+COMMANDS = (Command("electrochem", run_electrochem, inputs=("table",)),)

@@ -6,7 +6,6 @@ Celery tasks both call them.
 
 from __future__ import annotations
 
-import argparse
 import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -36,14 +35,21 @@ from analysis_engine.io.hexitec import (
     write_calibration,
 )
 from analysis_engine.io.spectra import write_spectra
+from analysis_engine.parameters import Command, Option
 
-__all__ = ["register", "run_events", "run_events_calibrate"]
+__all__ = ["COMMANDS", "run_events", "run_events_calibrate"]
 
 Progress = Callable[[float, str], None] | None
 
 DEFAULT_RANGE_KEV = (0.0, 160.0)
 DEFAULT_BLOCK_EVENTS = 4_000_000
 DEFAULT_BLOCK_FRAMES = 8192
+
+
+def _check_positive(**sizes: int) -> None:
+    for name, value in sizes.items():
+        if int(value) < 1:
+            raise EngineInputError(f"{name} must be a positive whole number, got {value}")
 
 
 def _input_kind(path: str | os.PathLike) -> str:
@@ -108,6 +114,7 @@ def run_events(
     EngineInputError
         Broken or inconsistent input, unsorted frames, bad options.
     """
+    _check_positive(block_events=block_events, block_frames=block_frames)
     binning = EnergyBinning(float(range_kev[0]), float(range_kev[1]), float(bin_width_kev))
     if charge_sharing not in CHARGE_SHARING_MODES:
         raise EngineInputError(
@@ -279,6 +286,30 @@ def run_events_calibrate(
     With ``refine_line_kev`` (e.g. 115 for the elastic line of the data) the lines are not
     refitted: the initial calibration's gain is rescaled per pixel so that line lands on it.
 
+    Parameters
+    ----------
+    input_path
+        HEXITEC event list with ``/events/adu``.
+    output_path
+        Calibration HDF5 file to write (gain, offset, FWHM and bad-pixel mask per pixel).
+    lines_kev
+        Known line energies (keV); the first one's width is reported as the FWHM.
+    refine_line_kev
+        Instead of fitting the lines, rescale the initial gain per pixel so this line (keV,
+        e.g. the 115 keV elastic line) lands on it.
+    initial_calibration_path
+        Nominal calibration file (default: the input's own calibration).
+    adu_max
+        Upper end of the ADU histogram (1-ADU bins from 0).
+    fwhm_guess_kev
+        Starting FWHM (keV) of the line fits.
+    search_kev
+        Half-width (keV) of the window around each nominal line position searched for it.
+    block_events
+        Reading block size (events).
+    progress
+        Optional ``progress(fraction, message)``.
+
     Returns
     -------
     dict
@@ -286,6 +317,7 @@ def run_events_calibrate(
         :class:`~analysis_engine.events.calibration.CalibrationFit`, medians of gain, offset
         and FWHM, ``events_in``.
     """
+    _check_positive(adu_max=adu_max, block_events=block_events)
     report = progress or (lambda fraction, message: None)
     # 1-ADU bins centred on the integer ADU values, so fitted peak positions are unbiased
     binning = EnergyBinning(-0.5, float(adu_max) - 0.5, 1.0)
@@ -361,82 +393,12 @@ def run_events_calibrate(
 
 # --------------------------------------------------------------------------- CLI
 
-
-def _cli_progress(fraction: float, message: str) -> None:
-    from analysis_engine.cli import progress
-
-    progress(message, fraction)
-
-
-def _events_cli(args: argparse.Namespace) -> dict[str, Any]:
-    return run_events(
-        args.input,
-        args.output,
-        bin_width_kev=args.bin_width_kev,
-        range_kev=tuple(args.range_kev),
-        charge_sharing=args.charge_sharing,
-        calibration_path=args.calibration,
-        block_events=args.block_events,
-        block_frames=args.block_frames,
-        progress=_cli_progress,
-    )
-
-
-def _calibrate_cli(args: argparse.Namespace) -> dict[str, Any]:
-    return run_events_calibrate(
-        args.input,
-        args.output,
-        lines_kev=tuple(args.lines_kev),
-        refine_line_kev=args.refine_line_kev,
-        initial_calibration_path=args.initial_calibration,
-        adu_max=args.adu_max,
-        fwhm_guess_kev=args.fwhm_guess_kev,
-        progress=_cli_progress,
-    )
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
-
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add the ``events`` and ``events-calibrate`` commands."""
-    p = subparsers.add_parser(
+COMMANDS = (
+    Command(
         "events",
-        help="HEXITEC event list or raw frames -> per-pixel spectra",
-        description="Cluster HEXITEC hits per frame (8-connected), correct charge sharing and "
-        "histogram a spectrum per pixel.",
-    )
-    p.add_argument("input", help="HEXITEC event list or raw-frame HDF5 file")
-    p.add_argument("-o", "--output", required=True, help="spectra HDF5 file to write")
-    p.add_argument("--bin-width-kev", type=float, default=0.05)
-    p.add_argument(
-        "--range-kev", type=float, nargs=2, metavar=("LO", "HI"), default=DEFAULT_RANGE_KEV
-    )
-    p.add_argument("--charge-sharing", choices=CHARGE_SHARING_MODES, default="paper")
-    p.add_argument("--calibration", help="calibration HDF5 (events-calibrate output)")
-    p.add_argument("--block-events", type=_positive_int, default=DEFAULT_BLOCK_EVENTS)
-    p.add_argument("--block-frames", type=_positive_int, default=DEFAULT_BLOCK_FRAMES)
-    p.set_defaults(func=_events_cli)
-
-    c = subparsers.add_parser(
-        "events-calibrate",
-        help="fit per-pixel gain/offset from known lines in an ADU event list",
-    )
-    c.add_argument("input", help="HEXITEC event list with /events/adu")
-    c.add_argument("-o", "--output", required=True, help="calibration HDF5 file to write")
-    c.add_argument(
-        "--lines-kev", type=float, nargs="+", default=list(AM241_LINES_KEV),
-        help="known line energies; the first one's width is reported as FWHM",
-    )  # fmt: skip
-    c.add_argument(
-        "--refine-line-kev", type=float,
-        help="instead of fitting lines, rescale the initial gain so this line (e.g. 115) fits",
-    )  # fmt: skip
-    c.add_argument("--initial-calibration", help="nominal calibration HDF5 (default: input's)")
-    c.add_argument("--adu-max", type=_positive_int, default=8192)
-    c.add_argument("--fwhm-guess-kev", type=float, default=0.8)
-    c.set_defaults(func=_calibrate_cli)
+        run_events,
+        inputs=("input_path",),
+        options={"charge_sharing": Option(choices=CHARGE_SHARING_MODES)},
+    ),
+    Command("events-calibrate", run_events_calibrate, inputs=("input_path",)),
+)

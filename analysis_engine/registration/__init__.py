@@ -1,4 +1,4 @@
-"""Registration of XCT maps onto XCS-I (Compton) maps and correlation of Li with microstructure.
+"""Registration of XCT maps onto XCS-I (Compton) maps.
 
 Paper: Huang et al. 2022, Experimental Section "Correlating XCT with XCS-I"; Tables 1 and 2.
 
@@ -6,9 +6,9 @@ Paper: Huang et al. 2022, Experimental Section "Correlating XCT with XCS-I"; Tab
   maps on the Compton grid (exact area weighting).
 - :mod:`.align`: rigid + isotropic-scale registration (phase-correlation start, normalised
   gradient fields refinement), quality score, user override.
-- :mod:`.correlate`: overlay, per-pixel Pearson/Spearman, binned trend with confidence
-  intervals, region-to-region Li gradient, whole-cell comparison table.
-- :mod:`.commands`: ``run_register`` / ``run_correlate`` and the CLI commands.
+- :mod:`.commands`: ``run_register`` (the ``register`` command and job kind).
+
+The correlation of Li with porosity that builds on it is :mod:`analysis_engine.correlation`.
 """
 
 from analysis_engine.registration.align import (
@@ -19,15 +19,6 @@ from analysis_engine.registration.align import (
     ngf_quality,
     phase_correlation_guess,
     register_images,
-)
-from analysis_engine.registration.correlate import (
-    RegionCorrelation,
-    cell_correlation_summary,
-    correlate_maps,
-    correlation_figure,
-    li_gradient_pct,
-    overlay,
-    paired_values,
 )
 from analysis_engine.registration.downsample import (
     COMPTON_PIXEL_UM,
@@ -40,7 +31,6 @@ from analysis_engine.registration.downsample import (
 
 __all__ = [
     "COMPTON_PIXEL_UM",
-    "RegionCorrelation",
     "RegionMaps",
     "RegistrationError",
     "RegistrationResult",
@@ -48,13 +38,7 @@ __all__ = [
     "apply_transform",
     "area_weighted_sum",
     "area_weights",
-    "cell_correlation_summary",
-    "correlate_maps",
-    "correlation_figure",
-    "li_gradient_pct",
     "ngf_quality",
-    "overlay",
-    "paired_values",
     "phase_correlation_guess",
     "region_bounds",
     "region_maps",

@@ -6,12 +6,15 @@ the work is :func:`run_demo_data`, which the platform's ``load_demo`` command ca
 
 from __future__ import annotations
 
-import argparse
 import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-__all__ = ["register", "run_demo_data"]
+from analysis_engine.parameters import Command, Option
+from analysis_engine.synthetic.beamtime import SIZES, make_beamtime
+
+__all__ = ["COMMANDS", "run_demo_data"]
 
 
 def run_demo_data(
@@ -28,9 +31,10 @@ def run_demo_data(
     outdir : path
         Directory to fill: ``xct/``, ``xcsi/``, ``echem/``, ``manifest.yaml``,
         ``ground_truth.json``.
-    size : {"small", "paper"}
-        ``small`` generates in seconds and analyses in minutes; ``paper`` uses the paper's
-        acquisition (benchmarks).
+    size : str
+        One of :data:`~analysis_engine.synthetic.beamtime.SIZES`: ``small`` generates in
+        seconds and analyses in minutes; ``paper`` uses the paper's acquisition (benchmarks);
+        ``tiny`` is for tests.
     seed : int
         Random seed (same seed, same files).
     progress : callable, optional
@@ -43,10 +47,6 @@ def run_demo_data(
         ``ground_truth.json``), ``outdir``, ``size``, ``seed``, ``bytes`` (total size) and
         ``seconds`` (generation time).
     """
-    from pathlib import Path
-
-    from analysis_engine.synthetic.beamtime import make_beamtime
-
     truth = make_beamtime(outdir, size=size, seed=seed, progress=progress)
     out = Path(outdir)
     return {
@@ -60,35 +60,12 @@ def run_demo_data(
     }
 
 
-def _handle(args: argparse.Namespace) -> dict[str, Any]:
-    from analysis_engine.cli import progress
-
-    return run_demo_data(
-        args.outdir,
-        size=args.size,
-        seed=args.seed,
-        progress=lambda fraction, message: progress(message, fraction),
-    )
-
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add the ``demo-data`` command."""
-    p = subparsers.add_parser(
+COMMANDS = (
+    Command(
         "demo-data",
-        help="write the digital twin of the paper's beamtime (with ground_truth.json)",
-        description=(
-            "A DIT and a slurry-cast cell, charged and discharged: XCT scans (NXtomo), HEXITEC "
-            "event files for 3 depth regions, cycling and EIS CSVs, manifest.yaml and "
-            "ground_truth.json with every planted value."
-        ),
-    )
-    p.add_argument("outdir", help="output directory")
-    p.add_argument(
-        "--size",
-        choices=("small", "paper", "tiny"),
-        default="small",
-        help="small (default; minutes end to end), paper (the paper's acquisition, "
-        "benchmarks), tiny (tests)",
-    )
-    p.add_argument("--seed", type=int, default=0)
-    p.set_defaults(func=_handle)
+        run_demo_data,
+        inputs=("outdir",),
+        output=None,
+        options={"size": Option(choices=tuple(SIZES))},
+    ),
+)

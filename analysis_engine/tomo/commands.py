@@ -17,8 +17,6 @@ rotation is decided once in the plan, so independent chunks agree.
 
 from __future__ import annotations
 
-import argparse
-import importlib
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -36,14 +34,15 @@ from analysis_engine.io.nxtomo import (
     read_reconstruction_attrs,
     read_sinograms,
 )
-from analysis_engine.tomo.backends import FILTERS, default_backend, fbp, get_backend
+from analysis_engine.parameters import Command, Option
+from analysis_engine.tomo.backends import FILTERS, fbp, get_backend
 from analysis_engine.tomo.center import find_center_of_rotation
 from analysis_engine.tomo.preprocess import line_integrals
 from analysis_engine.tomo.rings import RING_METHODS, remove_rings
 from analysis_engine.tomo.stitch import convert_360_to_180, find_half_acquisition_center
 
 __all__ = [
-    "register",
+    "COMMANDS",
     "plan_reconstruction",
     "reconstruct_slices",
     "reconstruct_chunk",
@@ -117,12 +116,27 @@ def _load_line_integrals(
     return sinograms, info.angles_deg[order]
 
 
+def _ring_removal(ring_removal: bool | str, ring_method: str) -> bool | str:
+    """False, or the stripe-removal method to apply (the chunks' ``ring_removal``)."""
+    if isinstance(ring_removal, str):  # the method's name in place of True, as jobs once sent
+        ring_removal, ring_method = True, ring_removal
+    if not ring_removal:
+        return False
+    if ring_method not in RING_METHODS:
+        raise EngineInputError(
+            f"unknown ring removal method {ring_method!r}: expected one of "
+            f"{', '.join(RING_METHODS)}"
+        )
+    return ring_method
+
+
 def plan_reconstruction(
     input_path: str | os.PathLike,
     *,
     center: str | float | None = "auto",
     half_acquisition: bool = False,
-    ring_removal: bool | str = False,
+    ring_removal: bool = False,
+    ring_method: str = "sorting",
     backend: str | None = None,
     slices: Sequence[int] | None = None,
     chunk_slices: int = DEFAULT_CHUNK_SLICES,
@@ -140,7 +154,11 @@ def plan_reconstruction(
     half_acquisition
         The scan is a 360 deg off-centre (double field of view) scan to stitch to 180 deg.
     ring_removal
-        False, True (= ``"sorting"``) or a method of :data:`~analysis_engine.tomo.rings.RING_METHODS`.
+        Remove ring artefacts by sinogram stripe filtering (Vo 2018) before the
+        reconstruction.
+    ring_method
+        Stripe removal algorithm of the ring removal, one of
+        :data:`~analysis_engine.tomo.rings.RING_METHODS`.
     backend
         FBP backend name (default: the fastest available).
     slices
@@ -164,10 +182,7 @@ def plan_reconstruction(
         raise EngineInputError(f"chunk_slices must be at least 1, got {chunk_slices}")
     if filter_name not in FILTERS:
         raise EngineInputError(f"unknown FBP filter {filter_name!r}: expected one of {FILTERS}")
-    if ring_removal and isinstance(ring_removal, str) and ring_removal not in RING_METHODS:
-        raise EngineInputError(
-            f"unknown ring removal method {ring_removal!r}: expected one of {RING_METHODS}"
-        )
+    ring_removal = _ring_removal(ring_removal, ring_method)
     backend_name = get_backend(backend).name
     if half_acquisition and info.scan_range_deg != 360:
         raise EngineInputError(
@@ -390,7 +405,8 @@ def run_reconstruct(
     *,
     center: str | float | None = "auto",
     half_acquisition: bool = False,
-    ring_removal: bool | str = False,
+    ring_removal: bool = False,
+    ring_method: str = "sorting",
     backend: str | None = None,
     slices: Sequence[int] | None = None,
     chunk_slices: int = DEFAULT_CHUNK_SLICES,
@@ -399,23 +415,34 @@ def run_reconstruct(
 ) -> dict[str, Any]:
     """Reconstruct an NXtomo scan into ``/entry/reconstruction/data`` of ``output_path``.
 
-    Parameters are those of :func:`plan_reconstruction`; ``progress(fraction, message)`` is
-    called after each chunk. Output (CONTRACTS.md): (slices, N, N) float32 attenuation per
-    voxel, attrs ``center_of_rotation`` (detector px) and ``voxel_size_um``; written chunk by
-    chunk, atomically (no partial file on failure).
+    Parameters
+    ----------
+    input_path
+        NXtomo file.
+    output_path
+        HDF5 file: ``/entry/reconstruction/data`` (slices, N, N) float32 attenuation per voxel,
+        attrs ``center_of_rotation`` (detector px) and ``voxel_size_um``; written chunk by
+        chunk, atomically (no partial file on failure).
+    center, half_acquisition, ring_removal, ring_method, backend, slices, chunk_slices,
+    filter_name
+        See :func:`plan_reconstruction`.
+    progress
+        Optional ``progress(fraction, message)``, called after each chunk.
 
     Returns
     -------
     dict
         ``center_of_rotation``, ``shape``, ``backend``, ``slices``, ``chunks``,
-        ``voxel_size_um``, ``half_acquisition``, ``ring_removal`` (+ ``overlap_px``, ``side``
-        for an automatically found half-acquisition axis).
+        ``voxel_size_um``, ``half_acquisition``, ``ring_removal``, ``ring_method`` (None without
+        ring removal) (+ ``overlap_px``, ``side`` for an automatically found half-acquisition
+        axis).
     """
     plan = plan_reconstruction(
         input_path,
         center=center,
         half_acquisition=half_acquisition,
         ring_removal=ring_removal,
+        ring_method=ring_method,
         backend=backend,
         slices=slices,
         chunk_slices=chunk_slices,
@@ -460,7 +487,8 @@ def run_reconstruct(
         {
             "chunks": len(plan["chunks"]),
             "half_acquisition": bool(half_acquisition),
-            "ring_removal": ring_removal,
+            "ring_removal": bool(options["ring_removal"]),
+            "ring_method": options["ring_removal"] or None,
         }
     )
     for key in ("overlap_px", "side", "center_of_rotation_stitched"):
@@ -469,77 +497,15 @@ def run_reconstruct(
     return summary
 
 
-def _cli_reconstruct(args: argparse.Namespace) -> dict[str, Any]:
-    from analysis_engine.cli import progress as cli_progress
-
-    ring = args.ring_removal
-    if ring and args.ring_method:
-        ring = args.ring_method
-    return run_reconstruct(
-        args.input,
-        args.output,
-        center=args.center,
-        half_acquisition=args.half_acquisition,
-        ring_removal=ring,
-        backend=args.backend,
-        slices=parse_slices(args.slices),
-        chunk_slices=args.chunk_slices,
-        filter_name=args.filter,
-        progress=lambda fraction, message: cli_progress(message, fraction),
-    )
-
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add the ``reconstruct`` command (and ``segment``, where that module exists)."""
-    parser = subparsers.add_parser(
+COMMANDS = (
+    Command(
         "reconstruct",
-        help="XCT reconstruction (FBP) from an NXtomo file",
-        description="Flat/dark correction, optional ring removal and 360->180 deg stitching, "
-        "centre of rotation, filtered back projection; writes /entry/reconstruction/data.",
-    )
-    parser.add_argument("input", help="NXtomo file (.nxs/.h5)")
-    parser.add_argument("-o", "--output", required=True, help="output HDF5 file")
-    parser.add_argument(
-        "--center",
-        default="auto",
-        help="centre of rotation in detector pixels, or 'auto' (default)",
-    )
-    parser.add_argument(
-        "--half-acquisition",
-        action="store_true",
-        help="360 deg off-centre scan (double field of view): stitch to 180 deg",
-    )
-    parser.add_argument(
-        "--ring-removal",
-        action="store_true",
-        help="remove ring artefacts by sinogram stripe filtering (Vo 2018)",
-    )
-    parser.add_argument(
-        "--ring-method",
-        choices=RING_METHODS,
-        default=None,
-        help="stripe removal algorithm (default sorting)",
-    )
-    parser.add_argument(
-        "--backend",
-        default=None,
-        help=f"FBP backend: native, astra, algotom, tomopy "
-        f"(default: fastest available, here {default_backend()})",
-    )
-    parser.add_argument("--slices", default=None, help="detector rows START:STOP (default all)")
-    parser.add_argument(
-        "--chunk-slices",
-        type=int,
-        default=DEFAULT_CHUNK_SLICES,
-        help=f"slices reconstructed at once (default {DEFAULT_CHUNK_SLICES})",
-    )
-    parser.add_argument("--filter", choices=FILTERS, default="ram-lak", help="FBP filter")
-    parser.set_defaults(func=_cli_reconstruct)
-
-    try:
-        segment_commands = importlib.import_module("analysis_engine.tomo.segment_commands")
-    except ModuleNotFoundError as exc:
-        if exc.name != "analysis_engine.tomo.segment_commands":
-            raise
-    else:
-        segment_commands.register(subparsers)
+        run_reconstruct,
+        inputs=("input_path",),
+        options={
+            "slices": Option(parse=parse_slices, metavar="START:STOP"),
+            "ring_method": Option(choices=RING_METHODS),
+            "filter_name": Option(choices=FILTERS),
+        },
+    ),
+)

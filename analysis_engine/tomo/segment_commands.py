@@ -13,7 +13,6 @@ current collector outwards (paper Fig. S11).
 
 from __future__ import annotations
 
-import argparse
 import os
 import re
 from collections.abc import Callable
@@ -24,10 +23,12 @@ import numpy as np
 
 from analysis_engine import __version__
 from analysis_engine.errors import EngineInputError
+from analysis_engine.io import nxtomo
 from analysis_engine.io.common import read_array, write_hdf5
+from analysis_engine.parameters import Command
 from analysis_engine.tomo.segmentation import segment_electrode
 
-__all__ = ["register", "run_segment", "read_volume"]
+__all__ = ["COMMANDS", "run_segment", "read_volume"]
 
 RECONSTRUCTION_PATH = "/entry/reconstruction/data"
 
@@ -44,8 +45,6 @@ def read_volume(input_spec: str | os.PathLike) -> tuple[np.ndarray, float | None
     if match and Path(match.group(1)).exists():
         inner = match.group(2) or ""
         if inner in ("", RECONSTRUCTION_PATH, RECONSTRUCTION_PATH.lstrip("/")):
-            from analysis_engine.io import nxtomo
-
             try:
                 attrs = nxtomo.read_reconstruction_attrs(match.group(1))
             except EngineInputError:
@@ -190,109 +189,4 @@ def run_segment(
     }
 
 
-def _mask_threshold_arg(text: str) -> str | float | tuple[float, float]:
-    text = text.strip()
-    if text in {"otsu", "band"}:
-        return text
-    try:
-        parts = [float(p) for p in text.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected 'otsu', 'band', a grey level or LOW,HIGH; got {text!r}"
-        ) from None
-    if len(parts) == 1:
-        return parts[0]
-    if len(parts) == 2:
-        return (parts[0], parts[1])
-    raise argparse.ArgumentTypeError(f"expected at most two numbers LOW,HIGH; got {text!r}")
-
-
-def _pore_threshold_arg(text: str) -> str | float:
-    if text in {"otsu", "isodata"}:
-        return text
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected 'otsu', 'isodata' or a grey level; got {text!r}"
-        ) from None
-
-
-def _smoothing_arg(text: str) -> str | float:
-    if text == "median":
-        return text
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected a Gaussian sigma in voxels or 'median'; got {text!r}"
-        ) from None
-
-
-def _handle(args: argparse.Namespace) -> dict[str, Any]:
-    from analysis_engine.cli import progress
-
-    return run_segment(
-        args.input,
-        args.output,
-        regions=args.regions,
-        thickness_axis=args.thickness_axis,
-        median_size=args.median_size,
-        mask_threshold=args.mask_threshold,
-        fill_radius=args.fill_radius,
-        opening_radius=args.opening_radius,
-        mask_downsample=args.mask_downsample,
-        pore_smoothing=args.pore_smoothing,
-        unsharp_radius=args.unsharp_radius,
-        unsharp_amount=args.unsharp_amount,
-        pore_threshold=args.pore_threshold,
-        current_collector=args.current_collector,
-        voxel_size_um=args.voxel_size_um,
-        progress=lambda fraction, message: progress(message, fraction),
-    )
-
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add the ``segment`` command."""
-    p = subparsers.add_parser(
-        "segment",
-        help="segment an XCT volume: electrode and pore masks, porosity by depth region",
-        description=(
-            "Paper chain: 3D median, threshold + closing/opening + largest component for the "
-            "electrode mask, unsharp mask, material/pore binarisation; porosity overall, per "
-            "depth region (region 1 at index 0 of the thickness axis) and laterally."
-        ),
-    )
-    p.add_argument("input", help="reconstruction .h5 or volume (file.h5:/path, .npy, .tif)")
-    p.add_argument("-o", "--output", required=True, help="output HDF5 file")
-    p.add_argument("--regions", type=int, default=3, help="equal depth regions (default 3)")
-    p.add_argument("--thickness-axis", type=int, default=0, choices=(0, 1, 2), help="default 0 (z)")
-    p.add_argument("--median-size", type=int, default=3, help="median edge, voxels (1 = off)")
-    p.add_argument(
-        "--mask-threshold",
-        type=_mask_threshold_arg,
-        default="otsu",
-        help="otsu (default), band (exclude a brighter casing), a grey level, or LOW,HIGH",
-    )
-    p.add_argument("--fill-radius", type=float, default=11.0, help="closing radius, voxels")
-    p.add_argument("--opening-radius", type=float, default=11.0, help="opening radius, voxels")
-    p.add_argument(
-        "--mask-downsample", type=int, default=1, help="build the mask at 1/k resolution"
-    )
-    p.add_argument(
-        "--pore-smoothing",
-        type=_smoothing_arg,
-        default=0.7,
-        help="Gaussian sigma before the unsharp mask (default 0.7) or 'median'",
-    )
-    p.add_argument("--unsharp-radius", type=float, default=2.0, help="voxels (default 2)")
-    p.add_argument("--unsharp-amount", type=float, default=1.0, help="default 1")
-    p.add_argument(
-        "--pore-threshold",
-        type=_pore_threshold_arg,
-        default="otsu",
-        help="otsu (default), isodata or a grey level",
-    )
-    p.add_argument("--current-collector", choices=("end", "start"), default="end")
-    p.add_argument("--voxel-size-um", type=float, default=None, help="default: from the file")
-    p.set_defaults(func=_handle)
+COMMANDS = (Command("segment", run_segment, inputs=("input_spec",)),)

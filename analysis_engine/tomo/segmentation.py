@@ -696,16 +696,31 @@ def segment_electrode(
         Axis of the electrode thickness (0 = z, the rotation axis).
     median_size : int
         Median filter edge in voxels (paper: 3); 1 skips it.
-    mask_threshold, fill_radius, opening_radius, mask_downsample
+    mask_threshold : "otsu", "band", float or (low, high)
+        Grey levels of the electrode material for the mask: ``"otsu"`` (everything brighter
+        than one Otsu threshold), ``"band"`` (a second Otsu excludes a brighter steel casing
+        touching the electrode), a fixed lower threshold or a fixed (low, high) band; see
+        :func:`mask_threshold`.
+    fill_radius, opening_radius
         Electrode mask options, see :func:`electrode_mask` (paper radius: 11 voxels).
+    mask_downsample : int
+        Build the electrode mask on the volume block-averaged by this factor (radii scaled to
+        match): about ``mask_downsample**3`` times faster, surface placed to within that many
+        voxels; 1 (default) is exact.
     pore_smoothing : float or "median"
         Denoising before the unsharp mask for the pore binarisation: a Gaussian of this
         standard deviation (voxels) applied to the unfiltered volume (default 0.7), or
         ``"median"`` to binarise the median-filtered volume instead. The paper lists the
         median among the mask-extraction steps; on phantoms the median erodes thin pores
         (porosity about 2 vol% low) where a 0.7-voxel Gaussian stays within 1 vol%.
-    unsharp_radius, unsharp_amount, pore_threshold
-        Pore binarisation options, see :func:`pore_mask`.
+    unsharp_radius : float
+        Gaussian standard deviation (voxels) of the unsharp mask that sharpens the pores
+        before their binarisation.
+    unsharp_amount : float
+        Strength of the unsharp mask; 0 turns it off.
+    pore_threshold : "otsu", "isodata" or float
+        Pore/material threshold: Otsu (default) or Ridler-Calvard isodata computed from the
+        electrode voxels only, or a fixed grey level of the sharpened volume.
     current_collector : {"end", "start"}
         Side of the current collector along the thickness axis, for the volume profile.
     progress : callable, optional

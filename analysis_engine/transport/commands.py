@@ -6,17 +6,18 @@ handlers only translate arguments.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
+import re
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from analysis_engine.errors import EngineInputError
-from analysis_engine.io.common import read_array, write_hdf5
+from analysis_engine.io.common import open_hdf5, read_array, write_hdf5
+from analysis_engine.parameters import Command, Option
 from analysis_engine.transport.impedance import (
     D_ELECTROLYTE_CM2_S,
     directional_diffusivity,
@@ -31,10 +32,12 @@ from analysis_engine.transport.table import (
     electrode_region_boxes,
 )
 
-__all__ = ["register", "run_tortuosity", "run_eis_sim", "run_transport_table"]
+__all__ = ["COMMANDS", "run_tortuosity", "run_eis_sim", "run_transport_table"]
 
 ProgressFn = Callable[[float, str], None] | None
 PathLike = str | os.PathLike
+#: half-open (start, stop) voxel ranges along (z, y, x)
+Box = tuple[tuple[int, int], tuple[int, int], tuple[int, int]]
 
 #: datasets of a ``segment`` output (CONTRACTS.md) that make a file a segmentation
 SEGMENTATION_DATASETS = ("/pore_mask", "/electrode_mask")
@@ -48,10 +51,6 @@ def read_segmentation(spec: PathLike) -> tuple[np.ndarray, np.ndarray | None]:
     ``segment`` output) returns both masks; any other spec (``file.h5:/dataset``, ``.npy``,
     TIFF) returns the volume and ``None``.
     """
-    import re
-
-    from analysis_engine.io.common import open_hdf5
-
     text = str(spec)
     if re.search(r"\.(h5|hdf5|hdf|nxs)$", text, re.IGNORECASE) and os.path.exists(text):
         with open_hdf5(text) as f:
@@ -99,7 +98,7 @@ def run_tortuosity(
     rtol: float = 1e-5,
     max_iter: int = 20_000,
     crop: str = "electrode",
-    box: list | None = None,
+    box: Box | None = None,
     progress: ProgressFn = None,
 ) -> dict[str, Any]:
     """Steady-state tortuosity of a binary volume; writes concentration and flux fields.
@@ -182,7 +181,7 @@ def run_eis_sim(
     fit_window: float = 4.0,
     pore_value: float | None = None,
     crop: str = "electrode",
-    box: list | None = None,
+    box: Box | None = None,
     progress: ProgressFn = None,
 ) -> dict[str, Any]:
     """Simulated EIS (Eqs. 1-2), uniform TLM fit (Eq. 3) and D_directional (Eq. 4).
@@ -295,13 +294,13 @@ def run_transport_table(
     *,
     thickness_axis: int = 0,
     in_plane_axis: int | None = None,
-    n_regions: int = 3,
+    regions: int = 3,
     d_electrolyte_cm2_s: float = D_ELECTROLYTE_CM2_S,
     backend: str = "native",
     with_eis: bool = False,
     pore_value: float | None = None,
     crop: str = "electrode",
-    box: list | None = None,
+    box: Box | None = None,
     progress: ProgressFn = None,
 ) -> dict[str, Any]:
     """Table 1 rows (porosity, tau, D_directional per depth region and direction).
@@ -316,6 +315,10 @@ def run_transport_table(
     volume_spec : str or path
         A whole ``segment`` output file (``/pore_mask`` + ``/electrode_mask``), or a binary
         volume (``file.h5:/dataset``, ``.npy``, TIFF) analysed as a whole.
+    output_path : str or path
+        HDF5 file written atomically (datasets above).
+    regions : int
+        Number of equal depth slabs along the thickness axis (region 1 at index 0).
     crop : {"electrode", "none"}
         For a segmentation file: regions are n equal slabs of the electrode's own extent along
         the thickness, each cropped to the largest box inscribed in the electrode (default; the
@@ -343,7 +346,7 @@ def run_transport_table(
         volume,
         thickness_axis=thickness_axis,
         in_plane_axis=in_plane_axis,
-        n_regions=n_regions,
+        n_regions=regions,
         d_electrolyte_cm2_s=d_electrolyte_cm2_s,
         backend=backend,
         with_eis=with_eis,
@@ -356,7 +359,7 @@ def run_transport_table(
     inplane = [r for r in rows if r["direction"] == "in-plane"]
     summary = {
         "rows": rows,
-        "regions": n_regions,
+        "regions": regions,
         "thickness_axis": thickness_axis,
         "in_plane_axis": inplane[0]["axis"],
         "crop": used,
@@ -400,181 +403,20 @@ def _finite(value: Any) -> Any:
 
 
 # --------------------------------------------------------------------------------------------
-# command line
+# command line: generated from the signatures above (analysis_engine.parameters)
 
+_CROP = {"crop": Option(choices=CROPS)}
+_BACKEND = {"backend": Option(choices=BACKENDS)}
+#: ``--d-electrolyte`` is the CONTRACTS.md name of ``--d-electrolyte-cm2-s``
+_ELECTROLYTE = {"d_electrolyte_cm2_s": Option(aliases=("--d-electrolyte",))}
 
-def _cli_progress() -> Callable[[float, str], None]:
-    from analysis_engine.cli import progress
-
-    return lambda fraction, message: progress(message, fraction)
-
-
-def _axis(text: str) -> int:
-    names = {"z": 0, "y": 1, "x": 2}
-    if text.lower() in names:
-        return names[text.lower()]
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"axis must be 0, 1, 2 or z, y, x, got {text!r}") from None
-    if value not in (0, 1, 2):
-        raise argparse.ArgumentTypeError(f"axis must be 0, 1, 2 or z, y, x, got {text!r}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not (value > 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return value
-
-
-def _add_crop_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--crop",
-        choices=CROPS,
-        default="electrode",
-        help="for a segmentation file: solve inside the largest box inscribed in the electrode "
-        "(default) or on the whole field of view",
-    )
-    p.add_argument(
-        "--box",
-        type=int,
-        nargs=6,
-        default=None,
-        metavar=("Z0", "Z1", "Y0", "Y1", "X0", "X1"),
-        help="explicit half-open sub-volume to analyse (overrides --crop)",
-    )
-
-
-def _box(values: list[int] | None) -> list[list[int]] | None:
-    return None if values is None else [values[0:2], values[2:4], values[4:6]]
-
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser(
-        "tortuosity",
-        help="steady-state tortuosity factor of a binary volume (TauFactor method)",
-        description="Steady-state tortuosity factor, concentration and flux fields.",
-    )
-    p.add_argument(
-        "volume",
-        help="segmentation file (seg.h5: pores + electrode mask), or a binary volume: "
-        "file.h5:/path, file.npy or TIFF; pore = nonzero",
-    )
-    p.add_argument("-o", "--output", required=True, help="output HDF5 file")
-    p.add_argument("--axis", required=True, type=_axis, help="transport axis: 0/z, 1/y, 2/x")
-    p.add_argument("--backend", choices=BACKENDS, default="native")
-    p.add_argument("--pore-value", type=float, default=None, help="pore label of a labelled volume")
-    p.add_argument("--rtol", type=_positive_float, default=1e-5, help="relative residual (native)")
-    p.add_argument("--max-iter", type=int, default=20_000)
-    _add_crop_options(p)
-    p.set_defaults(
-        func=lambda a: run_tortuosity(
-            a.volume,
-            a.output,
-            axis=a.axis,
-            backend=a.backend,
-            pore_value=a.pore_value,
-            rtol=a.rtol,
-            max_iter=a.max_iter,
-            crop=a.crop,
-            box=_box(a.box),
-            progress=_cli_progress(),
-        )
-    )
-
-    p = subparsers.add_parser(
-        "eis-sim",
-        help="simulated EIS (Eq. 1-2), transmission-line fit (Eq. 3), D_directional (Eq. 4)",
-        description="Frequency-domain diffusion impedance of a binary volume and its TLM fit.",
-    )
-    p.add_argument(
-        "volume",
-        help="segmentation file (seg.h5: pores + electrode mask), or a binary volume: "
-        "file.h5:/path, file.npy or TIFF; pore = nonzero",
-    )
-    p.add_argument("-o", "--output", required=True, help="output HDF5 file")
-    p.add_argument("--axis", required=True, type=_axis)
-    p.add_argument(
-        "--d-electrolyte",
-        type=_positive_float,
-        default=D_ELECTROLYTE_CM2_S,
-        metavar="CM2_S",
-        help="D_e in cm^2/s (default 1.39e-7)",
-    )
-    p.add_argument("--voxel-size-um", type=_positive_float, default=7.91)
-    p.add_argument("--frequencies", type=int, default=25, help="number of frequencies")
-    p.add_argument(
-        "--omega-range",
-        type=_positive_float,
-        nargs=2,
-        default=(1e-2, 1e3),
-        metavar=("LOW", "HIGH"),
-        help="span in units of omega_c = D_e / L^2",
-    )
-    p.add_argument(
-        "--fit-window",
-        type=_positive_float,
-        default=4.0,
-        help="fit frequencies with omega * theta / omega_c up to this",
-    )
-    p.add_argument("--pore-value", type=float, default=None)
-    _add_crop_options(p)
-    p.set_defaults(
-        func=lambda a: run_eis_sim(
-            a.volume,
-            a.output,
-            axis=a.axis,
-            d_electrolyte_cm2_s=a.d_electrolyte,
-            voxel_size_um=a.voxel_size_um,
-            n_frequencies=a.frequencies,
-            omega_range=tuple(a.omega_range),
-            fit_window=a.fit_window,
-            pore_value=a.pore_value,
-            crop=a.crop,
-            box=_box(a.box),
-            progress=_cli_progress(),
-        )
-    )
-
-    p = subparsers.add_parser(
+COMMANDS = (
+    Command("tortuosity", run_tortuosity, inputs=("volume_spec",), options=_CROP | _BACKEND),
+    Command("eis-sim", run_eis_sim, inputs=("volume_spec",), options=_CROP | _ELECTROLYTE),
+    Command(
         "transport-table",
-        help="Table 1 rows: porosity, tau, D_directional per depth region and direction",
-        description="Per depth region (equal slabs along the thickness) and direction.",
-    )
-    p.add_argument(
-        "volume",
-        help="segmentation file (seg.h5: pores + electrode mask), or a binary volume: "
-        "file.h5:/path, file.npy or TIFF; pore = nonzero",
-    )
-    p.add_argument("-o", "--output", required=True, help="output HDF5 file")
-    p.add_argument("--thickness-axis", type=_axis, default=0)
-    p.add_argument("--in-plane-axis", type=_axis, default=None)
-    p.add_argument("--regions", type=int, default=3)
-    p.add_argument(
-        "--d-electrolyte", type=_positive_float, default=D_ELECTROLYTE_CM2_S, metavar="CM2_S"
-    )
-    p.add_argument("--backend", choices=BACKENDS, default="native")
-    p.add_argument("--eis", action="store_true", help="also fit the simulated EIS per row")
-    p.add_argument("--pore-value", type=float, default=None)
-    _add_crop_options(p)
-    p.set_defaults(
-        func=lambda a: run_transport_table(
-            a.volume,
-            a.output,
-            thickness_axis=a.thickness_axis,
-            in_plane_axis=a.in_plane_axis,
-            n_regions=a.regions,
-            d_electrolyte_cm2_s=a.d_electrolyte,
-            backend=a.backend,
-            with_eis=a.eis,
-            pore_value=a.pore_value,
-            crop=a.crop,
-            box=_box(a.box),
-            progress=_cli_progress(),
-        )
-    )
+        run_transport_table,
+        inputs=("volume_spec",),
+        options=_CROP | _BACKEND | _ELECTROLYTE,
+    ),
+)

@@ -196,7 +196,7 @@ JOB_KINDS: dict[str, JobKind] = {
         JobKind(
             name="correlate",
             label="Correlate Li with porosity",
-            module="analysis_engine.registration.commands",
+            module="analysis_engine.correlation.commands",
             function="run_correlate",
             inputs=(
                 InputSlot("xct", ("segmented_volume",)),

@@ -22,8 +22,8 @@ from django.conf import settings
 from django.template.loader import render_to_string
 from django.utils import timezone
 
+from analysis_engine.correlation import li_gradient_pct
 from analysis_engine.errors import EngineInputError
-from analysis_engine.registration.correlate import li_gradient_pct
 
 from . import figures
 from .models import JobStatus, Result

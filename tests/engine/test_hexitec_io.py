@@ -35,10 +35,7 @@ def _events(tmp_path, name="events.h5", **overrides):
 
 
 def _run_cli(argv, capsys):
-    try:
-        code = main(argv)
-    except SystemExit as exc:  # argparse rejects bad options before main's handler runs
-        code = exc.code
+    code = main(argv)
     out, err = capsys.readouterr()
     return code, out, err
 

@@ -10,18 +10,17 @@ import pytest
 from scipy import ndimage
 
 from analysis_engine.cli import main
-from analysis_engine.errors import EngineInputError
-from analysis_engine.registration import (
-    SimilarityTransform2D,
-    apply_transform,
+from analysis_engine.correlation import (
     cell_correlation_summary,
     correlate_maps,
     correlation_figure,
     li_gradient_pct,
     overlay,
-    region_maps,
 )
-from analysis_engine.registration.commands import run_correlate, run_register
+from analysis_engine.correlation.commands import run_correlate
+from analysis_engine.errors import EngineInputError
+from analysis_engine.registration import SimilarityTransform2D, apply_transform, region_maps
+from analysis_engine.registration.commands import run_register
 
 
 def _planted(seed=0, slope=0.5, noise=0.02, shape=(80, 80)):
