@@ -37,22 +37,6 @@ __all__ = ["COMMANDS", "run_compton"]
 Progress = Callable[[float, str], None]
 
 
-def _check_signed_counts(path: str | os.PathLike) -> None:
-    """Reject negative counts before they are cast to uint32 by the spectra reader."""
-    from analysis_engine.io.common import open_hdf5
-
-    with open_hdf5(path, what="spectra file") as f:
-        cube = f.get("pixel_histograms")
-        if cube is None or cube.dtype.kind != "i":
-            return
-        for row in range(cube.shape[0]):
-            if np.min(cube[row]) < 0:
-                raise EngineInputError(
-                    "spectra contain negative counts in /pixel_histograms; expected counts "
-                    "per bin >= 0"
-                )
-
-
 def _mask_array(mask: Any, shape: tuple[int, int]) -> np.ndarray:
     if mask is None:
         return np.ones(shape, dtype=bool)
@@ -163,7 +147,7 @@ def run_compton(
         counts in the mask, a zero-slope calibration, bad mask or options.
     """
     from analysis_engine.io.common import write_hdf5
-    from analysis_engine.io.spectra import read_spectra
+    from analysis_engine.io.inputs import read_any_spectra
 
     def report(fraction: float, message: str) -> None:
         if progress is not None:
@@ -186,8 +170,7 @@ def run_compton(
     windows = {"low_window_au": tuple(low_window_au), "high_window_au": tuple(high_window_au)}
 
     report(0.0, "reading spectra")
-    _check_signed_counts(input_path)
-    energy, cube, attrs = read_spectra(input_path)
+    energy, cube, attrs = read_any_spectra(input_path)
     rows, cols, _ = cube.shape
     inside = _mask_array(mask, (rows, cols))
     bad = attrs.get("bad_pixels")

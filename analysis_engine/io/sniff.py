@@ -16,6 +16,7 @@ from typing import Any
 import h5py
 
 from analysis_engine.errors import EngineInputError
+from analysis_engine.io.hexitec_native import FRAME_BYTES, HXT_MAGIC, inspect_bin, inspect_hxt
 
 __all__ = ["FileInfo", "sniff", "DATASET_KINDS"]
 
@@ -70,6 +71,8 @@ def sniff(path: str | os.PathLike, *, expected_kind: str | None = None) -> FileI
 
     if head.startswith(HDF5_SIGNATURE):
         info = _sniff_hdf5(p)
+    elif head.startswith(HXT_MAGIC):
+        info = FileInfo("xcs_spectra", "hexitec-hxt", inspect_hxt(p))
     elif head[:4] in TIFF_SIGNATURES:
         info = _sniff_tiff(p)
     elif p.suffix.lower() in {".csv", ".txt", ".tsv"} or _looks_like_text(head):
@@ -81,6 +84,8 @@ def sniff(path: str | os.PathLike, *, expected_kind: str | None = None) -> FileI
             f"{p.name} is named like HDF5 but does not start with the HDF5 signature "
             "(truncated during transfer, or not HDF5?)"
         )
+    elif _looks_like_bin(p, head):
+        info = FileInfo("xcs_frames", "hexitec-bin", inspect_bin(p))
     else:
         info = FileInfo(kind="other", format="unknown", metadata={})
 
@@ -90,6 +95,22 @@ def sniff(path: str | os.PathLike, *, expected_kind: str | None = None) -> FileI
             f"({info.format})"
         )
     return info
+
+
+def _looks_like_bin(p: Path, head: bytes) -> bool:
+    """A headerless HEXITEC stream: at least one 12800-byte frame of 14-bit values.
+
+    Raw frames have no signature, so the test is the content: the size (a whole number of
+    frames, or a ``.bin`` name with a partial tail) and the first values all within the ADC's
+    14 bits, which text, images and archives almost never satisfy.
+    """
+    size = p.stat().st_size
+    if size < FRAME_BYTES or not (size % FRAME_BYTES == 0 or p.suffix.lower() == ".bin"):
+        return False
+    with open(p, "rb") as fh:
+        first = fh.read(FRAME_BYTES)
+    values = memoryview(first).cast("H")
+    return max(values) <= 16383
 
 
 def _looks_like_text(head: bytes) -> bool:
