@@ -149,8 +149,10 @@ def find_nxtomo_entry(f: h5py.File) -> str:
     )
 
 
-def _resolve(f: h5py.File, path: str, name: str) -> h5py.Dataset | None:
+def _resolve(f: h5py.File, path: str, name: str, depth: int = 0) -> h5py.Dataset | None:
     """The dataset at ``path``, following links; None if absent; a clear error if dangling."""
+    if depth > 8:
+        raise EngineInputError(f"NXtomo file {name}: links around {path} form a cycle")
     parts = [p for p in path.split("/") if p]
     current = "/"
     group: h5py.Group = f
@@ -171,6 +173,8 @@ def _resolve(f: h5py.File, path: str, name: str) -> h5py.Dataset | None:
                     "be opened (copy the linked file next to this one, or export a single file)"
                 )
             target = getattr(link, "path", "?")
+            if isinstance(link, h5py.SoftLink) and target.startswith("/") and target != path:
+                _resolve(f, target, name, depth + 1)  # names a broken link further along
             raise EngineInputError(
                 f"NXtomo file {name}: {here} is a link to {target}, which does not exist "
                 "(dangling link)"

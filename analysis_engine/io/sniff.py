@@ -122,11 +122,17 @@ def _looks_like_text(head: bytes) -> bool:
 
 
 def _sniff_hdf5(p: Path) -> FileInfo:
+    from analysis_engine.io.nxtomo import find_nxtomo_entry
+
     try:
         with h5py.File(p, "r") as f:
             names = set(f.keys())
-            has_nxtomo = "entry" in f and isinstance(f.get("entry/data/data"), h5py.Dataset)
             has_recon = isinstance(f.get("entry/reconstruction/data"), h5py.Dataset)
+            try:
+                nxtomo_entry = find_nxtomo_entry(f)
+            except EngineInputError:
+                nxtomo_entry = None
+            nxdata = _nxdata_volume(f)
     except OSError as exc:
         raise EngineInputError(f"{p.name} cannot be read as HDF5 (truncated?): {exc}") from None
 
@@ -146,15 +152,36 @@ def _sniff_hdf5(p: Path) -> FileInfo:
         from analysis_engine.io.nxtomo import inspect_reconstruction
 
         return FileInfo("xct_reconstruction", "correli-reconstruction", inspect_reconstruction(p))
-    if has_nxtomo:
+    if nxtomo_entry is not None:
         from analysis_engine.io.nxtomo import inspect_nxtomo
 
         return FileInfo("xct_projections", "nxtomo", inspect_nxtomo(p))
+    if nxdata is not None:
+        return FileInfo("xct_reconstruction", "nexus-nxdata", nxdata)
     raise EngineInputError(
         f"{p.name} is HDF5 but matches no known layout: expected /events (HEXITEC events), "
-        "/raw_frames (HEXITEC frames), /pixel_histograms (spectra), /entry/data/data (NXtomo) "
-        f"or /entry/reconstruction/data; found top-level {sorted(names)[:8]}"
+        "/raw_frames (HEXITEC frames), /pixel_histograms (spectra), an NXtomo entry "
+        "(definition NXtomo), /entry/reconstruction/data or a 3-D NXdata signal; found "
+        f"top-level {sorted(names)[:8]}"
     )
+
+
+def _nxdata_volume(f: h5py.File) -> dict[str, Any] | None:
+    """The first NXdata group (two levels deep) whose ``signal`` is a 3-D dataset."""
+    for top in f.values():
+        if not isinstance(top, h5py.Group):
+            continue
+        for group in (top, *(g for g in top.values() if isinstance(g, h5py.Group))):
+            nx_class = group.attrs.get("NX_class", b"")
+            nx_class = nx_class.decode() if isinstance(nx_class, bytes) else str(nx_class)
+            signal = group.attrs.get("signal")
+            if nx_class != "NXdata" or signal is None:
+                continue
+            signal = signal.decode() if isinstance(signal, bytes) else str(signal)
+            ds = group.get(signal)
+            if isinstance(ds, h5py.Dataset) and ds.ndim == 3 and min(ds.shape) > 0:
+                return {"shape": list(ds.shape), "dtype": str(ds.dtype), "path": ds.name}
+    return None
 
 
 def _sniff_tiff(p: Path) -> FileInfo:
