@@ -1,7 +1,7 @@
 """The ``compton`` command: per-pixel spectra to S-parameter and Li stoichiometry maps.
 
 ``python -m analysis_engine compton IN.h5 -o OUT.h5 [--incident-kev 115] [--angle-deg 90]
-[--calibration A,B] [--attenuation F] [--mask FILE]`` (see CONTRACTS.md). The work is done by
+[--calibration A,B] [--attenuation F] [--mask FILE]`` (see docs/formats.md). The work is done by
 :func:`run_compton`, which the platform's Celery task calls as well.
 """
 

@@ -1,6 +1,6 @@
 """The ``demo-data`` command: write the digital twin of the paper's beamtime.
 
-``python -m analysis_engine demo-data OUTDIR [--size small|paper] [--seed N]`` (CONTRACTS.md);
+``python -m analysis_engine demo-data OUTDIR [--size small|paper] [--seed N]`` (docs/formats.md);
 the work is :func:`run_demo_data`, which the platform's ``load_demo`` command calls too.
 """
 
