@@ -44,6 +44,67 @@ class FileInfo:
     format: str
     metadata: dict[str, Any] = field(default_factory=dict)
 
+    def describe(self) -> str:
+        """One line saying what was found (frames, angles, flats, darks, energy range...)."""
+        m = self.metadata
+        describe = _DESCRIPTIONS.get(self.format)
+        try:
+            return describe(m) if describe else f"{self.format} ({self.kind})"
+        except (KeyError, TypeError, ValueError, IndexError):
+            return f"{self.format} ({self.kind})"
+
+
+def _range(lo: Any, hi: Any, unit: str) -> str:
+    return f"{float(lo):.4g}-{float(hi):.4g} {unit}"
+
+
+def _describe_nxtomo(m: dict[str, Any]) -> str:
+    shape = m["shape"]
+    lo, hi = m["angle_range_deg"]
+    pixel = f", pixel {m['pixel_size_m'] * 1e6:.3g} um" if m.get("pixel_size_m") else ""
+    return (
+        f"NXtomo ({m.get('entry', '/entry')}): {m['projections']} projections at "
+        f"{_range(lo, hi, 'deg')} ({m['scan_range_deg']} deg scan), {m['flats']} flats, "
+        f"{m['darks']} darks, images {shape[1]} x {shape[2]} px{pixel}"
+    )
+
+
+_DESCRIPTIONS = {
+    "hexitec-bin": lambda m: (
+        f"HEXITEC raw frames (.bin): {m['frames']} frames of {m['rows']} x {m['cols']}"
+        + (
+            f"; trailing partial frame of {m['trailing_bytes']} bytes ignored"
+            if m.get("trailing_bytes")
+            else ""
+        )
+        + "; needs gradient and intercept arrays (the beamtime's detector calibration)"
+    ),  # fmt: skip
+    "hexitec-hxt": lambda m: (
+        f"HEXITEC spectra (.hxt v{m['version']}): {m['rows']} x {m['cols']} pixels, "
+        f"{m['n_bins']} bins, {_range(m['energy_min_kev'], m['energy_max_kev'], 'keV')}"
+    ),
+    "correli-spectra": lambda m: (
+        f"spectra: {m['rows']} x {m['cols']} pixels, {m['n_bins']} bins, "
+        f"{_range(m['energy_min_kev'], m['energy_max_kev'], 'keV')}"
+    ),
+    "hexitec-events": lambda m: (
+        f"HEXITEC event list: {m['events']} events in {m['frames']} frames "
+        f"({m['values']}{', with calibration' if m.get('has_calibration') else ''})"
+    ),
+    "hexitec-frames": lambda m: (
+        f"HEXITEC raw frames: {m['frames']} frames of {m['rows']} x {m['cols']}, threshold "
+        f"{m['threshold_kev']} keV"
+    ),
+    "nxtomo": _describe_nxtomo,
+    "correli-reconstruction": lambda m: (
+        "reconstructed volume "
+        + " x ".join(str(v) for v in m["shape"])
+        + (f", voxel {m['voxel_size_um']:.3g} um" if m.get("voxel_size_um") else "")
+    ),
+    "nexus-nxdata": lambda m: "NeXus NXdata volume " + " x ".join(str(v) for v in m["shape"]),
+    "tiff": lambda m: "TIFF " + " x ".join(str(v) for v in m["shape"]) + f" {m['dtype']}",
+}
+
 
 def sniff(path: str | os.PathLike, *, expected_kind: str | None = None) -> FileInfo:
     """Detect and validate the format of ``path``.
