@@ -241,6 +241,33 @@ def resolve_inputs(job: AnalysisJob) -> list[tuple[Any, str, str]]:
     return items
 
 
+def detector_calibration_options(job: AnalysisJob, inputs) -> dict[str, str]:
+    """Raw HEXITEC ``.bin`` inputs of an events job need their per-pixel arrays: the detector
+    calibration the dataset was imported with, or its beamtime's only one."""
+    from catalogue.models import Dataset, DetectorCalibration
+
+    if job.kind != "events":
+        return {}
+    for obj, _, _ in inputs:
+        metadata = (obj.metadata or {}) if isinstance(obj, Dataset) else {}
+        if metadata.get("format") != "hexitec-bin":
+            continue
+        calibrations = DetectorCalibration.objects.filter(project_id=job.project_id)
+        chosen = metadata.get("detector_calibration")
+        found = calibrations.filter(pk=chosen).first() if chosen else None
+        if found is None and obj.beamtime_id:
+            candidates = list(calibrations.filter(beamtime_id=obj.beamtime_id)[:2])
+            found = candidates[0] if len(candidates) == 1 else None
+        if found is None:
+            raise EngineInputError(
+                f"dataset {obj.name} is a raw HEXITEC .bin stream: it needs a detector "
+                "calibration (gradient and intercept arrays) attached to its beamtime; import "
+                "them with the beamtime manifest's calibrations section"
+            )
+        return found.engine_paths()
+    return {}
+
+
 def input_specs(job: AnalysisJob, inputs=None) -> list[str]:
     """The engine's input arguments: file paths or ``file.h5:/inner`` specs, slot by slot."""
     kind = registry.get_kind(job.kind)
@@ -314,9 +341,8 @@ def execute_job(job_id: int, *, hostname: str = "", task_id: str = "") -> str:
         specs = input_specs(job, inputs)
         progress = job_progress(job.pk)
         progress(0.0, f"{kind.label}: starting")
-        summary = registry.run_engine(
-            kind, specs, str(output_path), job.parameters, progress=progress
-        )
+        parameters = {**job.parameters, **detector_calibration_options(job, inputs)}
+        summary = registry.run_engine(kind, specs, str(output_path), parameters, progress=progress)
         elapsed = time.perf_counter() - started
         if not store_result(job, kind, inputs, output_path, summary, elapsed, hostname, task_id):
             raise JobCancelled(f"job {job_id} was cancelled")
