@@ -26,6 +26,7 @@ from django.utils import timezone
 import analysis_engine
 from analysis_engine.errors import EngineError, EngineInputError
 from analysis_engine.io.common import to_jsonable
+from analysis_engine.io.export import export_formats, export_result
 
 from . import engine_registry as registry
 from .models import FINISHED_STATUSES, AnalysisJob, JobStatus, Result
@@ -239,6 +240,33 @@ def resolve_inputs(job: AnalysisJob) -> list[tuple[Any, str, str]]:
             raise EngineInputError(f"result #{res.pk} has no output file")
         items.append((res, _data_kind(res), res.output_file.path))
     return items
+
+
+def result_exports(result: Result) -> list[str]:
+    """The standard formats the result's output converts to (NeXus, .hxt, TIFF, CSV)."""
+    if not result.output_file:
+        return []
+    try:
+        return export_formats(result.output_file.path)
+    except (EngineInputError, OSError):
+        return []
+
+
+def export_result_file(result: Result, fmt: str) -> Path:
+    """The result's output converted to ``fmt``, made once and kept beside it.
+
+    Raises
+    ------
+    EngineInputError
+        The result cannot be exported in that format.
+    """
+    if fmt not in result_exports(result):
+        raise EngineInputError(f"result #{result.pk} offers no {fmt} export")
+    source = Path(result.output_file.path)
+    target = source.parent / "exports" / f"{source.stem}.{fmt}"
+    if not target.exists() or target.stat().st_mtime < source.stat().st_mtime:
+        export_result(source, fmt, target)
+    return target
 
 
 def detector_calibration_options(job: AnalysisJob, inputs) -> dict[str, str]:

@@ -112,3 +112,26 @@ def test_wrong_shape_calibration_creates_nothing(beamtime_dir, project):
         import_beamtime(beamtime_dir, project=project)
     assert not Dataset.objects.filter(project=project).exists()
     assert not DetectorCalibration.objects.exists()
+
+
+def test_result_exports_listed_and_downloadable(
+    beamtime_dir, project, analyst, api_as, client_as, outsider
+):
+    import_beamtime(beamtime_dir, project=project)
+    raw = Dataset.objects.get(project=project, kind="xcs_frames")
+    job, _ = services.submit_job(project=project, user=analyst, kind="events", datasets=[raw])
+    assert services.execute_job(job.pk) == JobStatus.SUCCEEDED
+    result = job.results.get()
+    api = api_as(analyst)
+    files = api.get(f"/api/v1/results/{result.pk}/").json()["files"]
+    assert {"output", "nxs", "hxt"} <= set(files)
+    response = api.get(files["hxt"]["url"])
+    assert response.status_code == 200
+    body = b"".join(response.streaming_content)
+    assert body[:8] == b"HEXITECH" and struct.unpack_from("<Q", body, 8)[0] == 3
+    nxs = api.get(files["nxs"]["url"])
+    assert nxs.status_code == 200 and b"".join(nxs.streaming_content)[:4] == b"\x89HDF"
+    assert api.get(f"/api/v1/results/{result.pk}/export/tif/").status_code == 404  # no map
+    assert api_as(outsider).get(files["hxt"]["url"]).status_code == 404
+    page = client_as(analyst).get(result.get_absolute_url())
+    assert files["hxt"]["url"] in page.content.decode()
