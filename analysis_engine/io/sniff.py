@@ -246,15 +246,11 @@ def _nxdata_volume(f: h5py.File) -> dict[str, Any] | None:
 
 
 def _sniff_tiff(p: Path) -> FileInfo:
-    import tifffile
+    from analysis_engine.io.tiffstack import TiffStack
 
-    try:
-        with tifffile.TiffFile(p) as tif:
-            series = tif.series[0]
-            shape, dtype = tuple(series.shape), str(series.dtype)
-    except Exception as exc:  # tifffile raises several unrelated types
-        raise EngineInputError(f"{p.name} is not a readable TIFF: {exc}") from None
-    if len(shape) < 2 or min(shape) == 0:
+    stack = TiffStack(p)  # every page the same shape and dtype, or a message saying which not
+    shape = stack.shape[1:] if stack.shape[0] == 1 else stack.shape
+    if min(shape) == 0:
         raise EngineInputError(f"{p.name}: TIFF has no image data (shape {shape})")
     kind = "xct_reconstruction" if len(shape) == 3 else "image"
-    return FileInfo(kind, "tiff", {"shape": list(shape), "dtype": dtype})
+    return FileInfo(kind, "tiff", {"shape": list(shape), "dtype": str(stack.dtype)})

@@ -177,3 +177,30 @@ def test_no_flats_and_angle_count_mismatch(tmp_path, capsys):
 def test_unknown_angle_units(tmp_path, capsys):
     err = _cli_error(_diamond(tmp_path, external=False, angle_units="gradian"), tmp_path, capsys)
     assert "units 'gradian'" in err
+
+
+def test_tiff_stacks_to_nxtomo_reconstruct_the_phantom(tmp_path, capsys):
+    import tifffile
+
+    from analysis_engine.errors import EngineInputError
+    from analysis_engine.io.tiffstack import tiff_projections_to_nxtomo
+
+    data, keys, angles = _stack()
+    proj_dir = tmp_path / "projections"
+    proj_dir.mkdir()
+    for i, image in enumerate(data[keys == 0]):  # one file per angle, natural name order
+        tifffile.imwrite(proj_dir / f"p_{i}.tif", image)
+    tifffile.imwrite(tmp_path / "flats.tif", data[keys == 1], photometric="minisblack")
+    tifffile.imwrite(tmp_path / "darks.tif", data[keys == 2], photometric="minisblack")
+    out = tmp_path / "scan.nxs"
+    counts = tiff_projections_to_nxtomo(
+        proj_dir, tmp_path / "flats.tif", out, darks=tmp_path / "darks.tif"
+    )
+    assert counts == {"projections": N_ANGLES, "flats": 3, "darks": 2}
+    np.testing.assert_allclose(read_nxtomo_info(out).angles_deg, ANGLES_DEG)
+    _check_reconstruction(out, tmp_path, capsys)
+
+    tifffile.imwrite(proj_dir / "p_999.tif", np.zeros((N_Z, N + 1), np.float32))
+    with pytest.raises(EngineInputError, match=r"p_999.tif is \(3, 65\)"):
+        tiff_projections_to_nxtomo(proj_dir, tmp_path / "flats.tif", tmp_path / "bad.nxs")
+    assert not (tmp_path / "bad.nxs").exists()
