@@ -94,7 +94,8 @@ def run_compton(
     Parameters
     ----------
     input_path : path
-        Spectra file as written by ``events`` (``/energy_bins``, ``/pixel_histograms``).
+        Spectra as written by ``events`` (``/energy_bins``, ``/pixel_histograms``) or a
+        HEXITEC ``.hxt`` v3 file (recognised by content, see docs/formats.md).
     output_path : path
         HDF5 file to write (atomically): ``/s_parameter``, ``/s_parameter_sigma``,
         ``/li_stoichiometry``, ``/li_stoichiometry_sigma``, ``/peak_center_kev``,

@@ -147,7 +147,7 @@ def plan_reconstruction(
     Parameters
     ----------
     input_path
-        NXtomo file.
+        NXtomo file (any layout of docs/formats.md).
     center
         ``"auto"`` or the axis position in detector pixels (for a half-acquisition scan: on the
         raw, unstitched detector).
