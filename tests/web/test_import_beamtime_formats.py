@@ -135,3 +135,13 @@ def test_result_exports_listed_and_downloadable(
     assert api_as(outsider).get(files["hxt"]["url"]).status_code == 404
     page = client_as(analyst).get(result.get_absolute_url())
     assert files["hxt"]["url"] in page.content.decode()
+
+
+def test_server_paths_are_not_job_parameters(beamtime_dir, project, analyst):
+    from analysis_engine.errors import EngineInputError
+
+    import_beamtime(beamtime_dir, project=project)
+    raw = Dataset.objects.get(project=project, kind="xcs_frames")
+    with pytest.raises(EngineInputError, match="has no option gradients_path"):
+        services.submit_job(project=project, user=analyst, kind="events", datasets=[raw],
+                            parameters={"gradients_path": "/etc/hostname"})  # fmt: skip
