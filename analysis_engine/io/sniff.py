@@ -14,9 +14,16 @@ from pathlib import Path
 from typing import Any
 
 import h5py
+import numpy as np
 
 from analysis_engine.errors import EngineInputError
-from analysis_engine.io.hexitec_native import FRAME_BYTES, HXT_MAGIC, inspect_bin, inspect_hxt
+from analysis_engine.io.hexitec_native import (
+    FRAME_BYTES,
+    HXT_MAGIC,
+    inspect_bin,
+    inspect_hxt,
+    read_calibration_array,
+)
 
 __all__ = ["FileInfo", "sniff", "DATASET_KINDS"]
 
@@ -101,6 +108,11 @@ _DESCRIPTIONS = {
         + " x ".join(str(v) for v in m["shape"])
         + (f", voxel {m['voxel_size_um']:.3g} um" if m.get("voxel_size_um") else "")
     ),
+    "hexitec-calibration-array": lambda m: (
+        f"HEXITEC per-pixel calibration array 80 x 80, values {m['min']:.4g} to {m['max']:.4g}"
+        f", {m['non_finite_pixels']} non-finite (bad) pixels; import it with the beamtime "
+        "manifest's calibrations to use it"
+    ),
     "nexus-nxdata": lambda m: "NeXus NXdata volume " + " x ".join(str(v) for v in m["shape"]),
     "tiff": lambda m: "TIFF " + " x ".join(str(v) for v in m["shape"]) + f" {m['dtype']}",
 }
@@ -136,6 +148,8 @@ def sniff(path: str | os.PathLike, *, expected_kind: str | None = None) -> FileI
         info = FileInfo("xcs_spectra", "hexitec-hxt", inspect_hxt(p))
     elif head[:4] in TIFF_SIGNATURES:
         info = _sniff_tiff(p)
+    elif (calibration := _calibration_array(p, head)) is not None:
+        info = calibration
     elif p.suffix.lower() in {".csv", ".txt", ".tsv"} or _looks_like_text(head):
         from analysis_engine.io.tables import inspect_table
 
@@ -156,6 +170,41 @@ def sniff(path: str | os.PathLike, *, expected_kind: str | None = None) -> FileI
             f"({info.format})"
         )
     return info
+
+
+def _calibration_array(p: Path, head: bytes) -> FileInfo | None:
+    """An 80 x 80 per-pixel HEXITEC map (gradients, intercepts or thresholds): ``.npy``, or
+    text whose first line holds 80 numbers. Other ``.npy`` arrays are reported as such."""
+    if head.startswith(b"\x93NUMPY"):
+        try:
+            shape = np.load(p, mmap_mode="r", allow_pickle=False).shape
+        except ValueError as exc:
+            raise EngineInputError(f"{p.name} is not a valid .npy array: {exc}") from None
+        if shape != (80, 80):
+            return FileInfo("other", "npy", {"shape": list(shape)})
+    elif not _looks_like_text(head) or p.stat().st_size > 4_000_000:
+        return None
+    else:
+        with open(p, encoding="utf-8", errors="replace") as fh:
+            first = fh.readline().split()
+        try:
+            [float(v) for v in first]
+        except ValueError:
+            return None
+        if len(first) != 80:
+            return None
+    values = read_calibration_array(p, what="HEXITEC calibration array")
+    finite = values[np.isfinite(values)]
+    return FileInfo(
+        "other",
+        "hexitec-calibration-array",
+        {
+            "shape": [80, 80],
+            "non_finite_pixels": int(values.size - finite.size),
+            "min": float(finite.min()) if finite.size else None,
+            "max": float(finite.max()) if finite.size else None,
+        },
+    )
 
 
 def _looks_like_bin(p: Path, head: bytes) -> bool:

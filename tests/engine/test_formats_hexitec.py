@@ -203,3 +203,14 @@ def test_hxt_bad_version_and_truncation(tmp_path, capsys):
     assert code == 2 and "truncated" in err and not (tmp_path / "o.h5").exists()
     with pytest.raises(EngineInputError, match="truncated"):
         sniff(cut)
+
+
+def test_calibration_arrays_sniffed_and_wrong_shape_rejected(raw_bin, tmp_path):
+    info = sniff(tmp_path / "g.txt")  # whitespace text with one NaN
+    assert info.format == "hexitec-calibration-array"
+    assert info.metadata["non_finite_pixels"] == 1
+    assert "1 non-finite (bad) pixels" in info.describe()
+    assert sniff(tmp_path / "i.npy").format == "hexitec-calibration-array"
+    np.savetxt(tmp_path / "short.txt", np.ones((79, 80)))
+    with pytest.raises(EngineInputError, match=r"shape \(79, 80\)"):
+        sniff(tmp_path / "short.txt")
