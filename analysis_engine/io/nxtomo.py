@@ -18,7 +18,9 @@ chunk at a time, with attrs ``center_of_rotation`` (detector px) and ``voxel_siz
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +30,7 @@ import numpy as np
 
 from analysis_engine.errors import EngineInputError
 from analysis_engine.io.common import atomic_output, open_hdf5, write_json_attrs
+from analysis_engine.io.tiffstack import TiffScan, find_tiff_scan
 
 __all__ = [
     "NXtomoInfo",
@@ -53,6 +56,8 @@ IMAGE_KEY_PATH = "/entry/data/image_key"
 ANGLE_PATH = "/entry/data/rotation_angle"
 PIXEL_SIZE_PATH = "/entry/instrument/detector/x_pixel_size"
 RECONSTRUCTION_PATH = "/entry/reconstruction/data"
+#: ``NXtomoInfo.data_path`` of a TIFF scan folder (projections/, flats/, darks/, angles.txt)
+TIFF_SCAN = "tiff-scan"
 
 # A scan must span 180 deg (or 360 deg) up to this many angular steps.
 _COVERAGE_TOLERANCE_STEPS = 1.5
@@ -218,6 +223,10 @@ def read_nxtomo_info(path: str | os.PathLike) -> NXtomoInfo:
         180 deg or 360 deg; unknown units.
     """
     name = _name(path)
+    if find_tiff_scan(path) is not None:
+        scan = TiffScan(path)
+        return _validated_info(path, name, scan.image_key, scan.angles_deg, scan.shape,
+                               str(scan.dtype), None, TIFF_SCAN, "")  # fmt: skip
     with open_hdf5(path, what="NXtomo file") as f:
         entry = find_nxtomo_entry(f)
         data_path, data = _first(f, entry, ("instrument/detector/data", "data/data"), name)
@@ -254,9 +263,14 @@ def read_nxtomo_info(path: str | os.PathLike) -> NXtomoInfo:
             value = float(np.asarray(pixel[()]).ravel()[0]) * to_m
             if np.isfinite(value) and value > 0:
                 pixel_size_m = value
-        n_images, n_rows, n_cols = (int(v) for v in data.shape)
-        dtype = str(data.dtype)
+        shape, dtype = data.shape, str(data.dtype)
+    return _validated_info(path, name, image_key, angle_values, shape, dtype, pixel_size_m,
+                           data_path, entry)  # fmt: skip
 
+
+def _validated_info(path, name, image_key, angle_values, shape, dtype, pixel_size_m, data_path,
+                    entry) -> NXtomoInfo:  # fmt: skip
+    n_images, n_rows, n_cols = (int(v) for v in shape)
     if image_key.size != n_images:
         raise EngineInputError(
             f"NXtomo file {name}: image_key has {image_key.size} entries but the data has "
@@ -378,6 +392,16 @@ def _mean_images(data: h5py.Dataset, indices: np.ndarray, rows: tuple[int, int])
     return (total / max(indices.size, 1)).astype(np.float32)
 
 
+@contextlib.contextmanager
+def _images(path: str | os.PathLike, info: NXtomoInfo) -> Iterator[Any]:
+    """The image stack: the HDF5 dataset, or a TIFF scan folder read image by image."""
+    if info.data_path == TIFF_SCAN:
+        yield TiffScan(path)
+        return
+    with open_hdf5(path, what="NXtomo file") as f:
+        yield f[info.data_path]
+
+
 def read_flats_darks(
     path: str | os.PathLike,
     *,
@@ -399,8 +423,7 @@ def read_flats_darks(
     info = info or read_nxtomo_info(path)
     name = _name(path)
     rows = _check_rows(rows, info.n_rows, name)
-    with open_hdf5(path, what="NXtomo file") as f:
-        data = f[info.data_path]
+    with _images(path, info) as data:
         flat = _mean_images(data, info.flat_indices, rows)
         if info.dark_indices.size:
             dark = _mean_images(data, info.dark_indices, rows)
@@ -438,8 +461,7 @@ def read_sinograms(
     rows = _check_rows(rows, info.n_rows, _name(path))
     n_sel = rows[1] - rows[0]
     out = np.empty((n_sel, info.n_projections, info.n_cols), dtype=np.float32)
-    with open_hdf5(path, what="NXtomo file") as f:
-        data = f[info.data_path]
+    with _images(path, info) as data:
         for start, stop, offset in _contiguous_runs(info.projection_indices):
             for first in range(start, stop, block_images):
                 last = min(stop, first + block_images)

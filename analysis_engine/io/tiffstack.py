@@ -19,7 +19,9 @@ from analysis_engine.errors import EngineInputError
 from analysis_engine.io.common import atomic_output
 
 __all__ = [
+    "TiffScan",
     "TiffStack",
+    "find_tiff_scan",
     "read_tiff_stack",
     "tiff_projections_to_nxtomo",
     "write_tiff_stack",
@@ -99,18 +101,23 @@ class TiffStack:
         else:
             raise EngineInputError(f"TIFF stack not found: {self.path}")
 
-    def images(self, block: int = 64) -> Iterator[tuple[int, np.ndarray]]:
-        """Yield ``(first_index, images)`` blocks of at most ``block`` images."""
+    def read(self, start: int, stop: int) -> np.ndarray:
+        """Images ``start:stop`` as one (stop - start, rows, cols) array."""
         import tifffile
 
+        if stop <= start:
+            return np.empty((0, *self.shape[1:]), self.dtype)
+        if self._multipage is not None:
+            arr = tifffile.imread(self._multipage, key=range(start, stop))
+        else:
+            arr = np.stack([tifffile.imread(p) for p in self.files[start:stop]])
+        return np.asarray(arr).reshape(stop - start, *self.shape[1:])
+
+    def images(self, block: int = 64) -> Iterator[tuple[int, np.ndarray]]:
+        """Yield ``(first_index, images)`` blocks of at most ``block`` images."""
         n = self.shape[0]
         for start in range(0, n, block):
-            stop = min(n, start + block)
-            if self._multipage is not None:
-                arr = tifffile.imread(self._multipage, key=range(start, stop))
-            else:
-                arr = np.stack([tifffile.imread(p) for p in self.files[start:stop]])
-            yield start, np.asarray(arr).reshape(stop - start, *self.shape[1:])
+            yield start, self.read(start, min(n, start + block))
 
 
 def read_tiff_stack(path: str | os.PathLike) -> np.ndarray:
@@ -210,3 +217,90 @@ def tiff_projections_to_nxtomo(
         group["image_key"] = h5py.SoftLink("/entry/instrument/detector/image_key")
         group["rotation_angle"] = h5py.SoftLink("/entry/sample/rotation_angle")
     return {name: s.shape[0] for name, s in stacks.items()}
+
+
+SCAN_PARTS = ("projections", "flats", "darks")
+
+
+def _part(folder: Path, name: str) -> Path | None:
+    for candidate in (folder / name, *(folder / f"{name}{s}" for s in TIFF_SUFFIXES)):
+        if candidate.exists():
+            return candidate
+    return None
+
+
+def find_tiff_scan(path: str | os.PathLike) -> dict[str, Path] | None:
+    """The parts of a TIFF scan folder, or None if ``path`` is not one.
+
+    A scan folder holds ``projections`` and ``flats`` (each a folder of TIFFs or a multi-page
+    ``.tif``/``.tiff``), optionally ``darks`` and ``angles.txt`` (one angle in degrees per
+    projection; default equal steps over 180 deg).
+    """
+    folder = Path(path)
+    if not folder.is_dir():
+        return None
+    parts = {name: _part(folder, name) for name in SCAN_PARTS}
+    if parts["projections"] is None:
+        return None
+    found = {k: v for k, v in parts.items() if v is not None}
+    if (folder / "angles.txt").is_file():
+        found["angles"] = folder / "angles.txt"
+    return found
+
+
+class TiffScan:
+    """Projections, flats and darks of a TIFF scan folder as one virtual image stack.
+
+    Images are numbered projections first, then flats, then darks; ``scan[a:b, r0:r1, :]``
+    reads only images ``a:b`` (and keeps rows ``r0:r1``), like an HDF5 dataset.
+    """
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        parts = find_tiff_scan(path)
+        if parts is None:
+            raise EngineInputError(f"{Path(path).name} is not a TIFF scan folder (no projections)")
+        if "flats" not in parts:
+            raise EngineInputError(
+                f"TIFF scan {Path(path).name} has no flats (a 'flats' folder or flats.tif): "
+                "cannot normalise projections"
+            )
+        self.stacks = [TiffStack(parts[name]) for name in SCAN_PARTS if name in parts]
+        shape = self.stacks[0].shape[1:]
+        for name, stack in zip(SCAN_PARTS, self.stacks, strict=False):
+            if stack.shape[1:] != shape:
+                raise EngineInputError(
+                    f"TIFF scan {Path(path).name}: {name} images are {stack.shape[1:]} but "
+                    f"projections are {shape}"
+                )
+        counts = [s.shape[0] for s in self.stacks]
+        self.offsets = np.cumsum([0, *counts])
+        self.shape = (int(self.offsets[-1]), *shape)
+        self.dtype = self.stacks[0].dtype
+        self.ndim = 3
+        keys = [np.full(n, code, np.int8) for code, n in zip((0, 1, 2), counts, strict=False)]
+        self.image_key = np.concatenate(keys)
+        n_proj = counts[0]
+        if "angles" in parts:
+            try:
+                angles = np.loadtxt(parts["angles"], dtype=np.float64, ndmin=1)
+            except ValueError as exc:
+                raise EngineInputError(f"angles.txt is not a list of numbers: {exc}") from None
+        else:
+            angles = np.arange(n_proj) * 180.0 / n_proj
+        if angles.size != n_proj:
+            raise EngineInputError(
+                f"TIFF scan {Path(path).name}: angles.txt has {angles.size} angles for {n_proj} "
+                "projections; they must match"
+            )
+        self.angles_deg = np.r_[angles, np.zeros(self.shape[0] - n_proj)]
+
+    def __getitem__(self, index: tuple) -> np.ndarray:
+        images, rows, cols = (tuple(index) + (slice(None),) * 3)[:3]
+        start, stop, _ = images.indices(self.shape[0])
+        parts = []
+        for k, stack in enumerate(self.stacks):
+            a, b = max(start, self.offsets[k]), min(stop, self.offsets[k + 1])
+            if a < b:
+                part = stack.read(int(a - self.offsets[k]), int(b - self.offsets[k]))
+                parts.append(part[:, rows, cols])
+        return np.concatenate(parts) if parts else np.empty((0, *self.shape[1:]), self.dtype)

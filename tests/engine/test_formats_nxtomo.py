@@ -200,7 +200,21 @@ def test_tiff_stacks_to_nxtomo_reconstruct_the_phantom(tmp_path, capsys):
     np.testing.assert_allclose(read_nxtomo_info(out).angles_deg, ANGLES_DEG)
     _check_reconstruction(out, tmp_path, capsys)
 
+    # the same stacks as a scan folder go straight to `reconstruct`
+    (tmp_path / "flats.tif").rename(tmp_path / "scan_flats.tif")
+    scan = tmp_path / "scan"
+    scan.mkdir()
+    proj_dir.rename(scan / "projections")
+    (tmp_path / "scan_flats.tif").rename(scan / "flats.tif")
+    (tmp_path / "darks.tif").rename(scan / "darks.tif")
+    np.savetxt(scan / "angles.txt", ANGLES_DEG)
+    _check_reconstruction(scan, tmp_path, capsys)
+    (scan / "angles.txt").write_text("0 1 2\n")
+    assert main(["reconstruct", str(scan), "-o", str(tmp_path / "x.h5")]) == 2
+    assert "angles.txt has 3 angles for 120 projections" in capsys.readouterr().err
+    proj_dir = scan / "projections"
+
     tifffile.imwrite(proj_dir / "p_999.tif", np.zeros((N_Z, N + 1), np.float32))
     with pytest.raises(EngineInputError, match=r"p_999.tif is \(3, 65\)"):
-        tiff_projections_to_nxtomo(proj_dir, tmp_path / "flats.tif", tmp_path / "bad.nxs")
+        tiff_projections_to_nxtomo(proj_dir, scan / "flats.tif", tmp_path / "bad.nxs")
     assert not (tmp_path / "bad.nxs").exists()
