@@ -215,6 +215,10 @@ def test_tiff_stacks_to_nxtomo_reconstruct_the_phantom(tmp_path, capsys):
     proj_dir = scan / "projections"
 
     tifffile.imwrite(proj_dir / "p_999.tif", np.zeros((N_Z, N + 1), np.float32))
+    np.savetxt(scan / "angles.txt", np.r_[ANGLES_DEG, 180.0])
+    assert main(["reconstruct", str(scan), "-o", str(tmp_path / "x.h5")]) == 2
+    assert "p_999.tif is (3, 65)" in capsys.readouterr().err
+    assert not (tmp_path / "x.h5").exists()
     with pytest.raises(EngineInputError, match=r"p_999.tif is \(3, 65\)"):
         tiff_projections_to_nxtomo(proj_dir, scan / "flats.tif", tmp_path / "bad.nxs")
     assert not (tmp_path / "bad.nxs").exists()
