@@ -60,7 +60,7 @@ def _check_reconstruction(path, tmp_path, capsys):
     ) ** 2
     for z in range(N_Z):
         err = np.linalg.norm((recon[z] - PHANTOM)[inside]) / np.linalg.norm(PHANTOM[inside])
-        # ram-lak FBP of a noise-free 120-angle scan of sharp disks: measured 0.07
+        # ram-lak FBP of a noise-free 120-angle scan of sharp disks: measured 0.101 (deterministic)
         assert err < 0.12
     return json.loads(captured.out.strip().splitlines()[-1])
 
