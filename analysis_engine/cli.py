@@ -1,4 +1,4 @@
-"""``python -m analysis_engine COMMAND ...``: the engine's command line (see CONTRACTS.md).
+"""``python -m analysis_engine COMMAND ...``: the engine's command line (docs/formats.md for files).
 
 Every command prints progress to stderr and ONE JSON object (its summary) as the last line of
 stdout. Exit status: 0 done, 2 bad input or options (one clear line on stderr), 1 anything

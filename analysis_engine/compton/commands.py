@@ -1,7 +1,7 @@
 """The ``compton`` command: per-pixel spectra to S-parameter and Li stoichiometry maps.
 
 ``python -m analysis_engine compton IN.h5 -o OUT.h5 [--incident-kev 115] [--angle-deg 90]
-[--calibration A,B] [--attenuation F] [--mask FILE]`` (see CONTRACTS.md). The work is done by
+[--calibration A,B] [--attenuation F] [--mask FILE]`` (see docs/formats.md). The work is done by
 :func:`run_compton`, which the platform's Celery task calls as well.
 """
 
@@ -35,22 +35,6 @@ from analysis_engine.parameters import Command
 __all__ = ["COMMANDS", "run_compton"]
 
 Progress = Callable[[float, str], None]
-
-
-def _check_signed_counts(path: str | os.PathLike) -> None:
-    """Reject negative counts before they are cast to uint32 by the spectra reader."""
-    from analysis_engine.io.common import open_hdf5
-
-    with open_hdf5(path, what="spectra file") as f:
-        cube = f.get("pixel_histograms")
-        if cube is None or cube.dtype.kind != "i":
-            return
-        for row in range(cube.shape[0]):
-            if np.min(cube[row]) < 0:
-                raise EngineInputError(
-                    "spectra contain negative counts in /pixel_histograms; expected counts "
-                    "per bin >= 0"
-                )
 
 
 def _mask_array(mask: Any, shape: tuple[int, int]) -> np.ndarray:
@@ -110,7 +94,8 @@ def run_compton(
     Parameters
     ----------
     input_path : path
-        Spectra file as written by ``events`` (``/energy_bins``, ``/pixel_histograms``).
+        Spectra as written by ``events`` (``/energy_bins``, ``/pixel_histograms``) or a
+        HEXITEC ``.hxt`` v3 file (recognised by content, see docs/formats.md).
     output_path : path
         HDF5 file to write (atomically): ``/s_parameter``, ``/s_parameter_sigma``,
         ``/li_stoichiometry``, ``/li_stoichiometry_sigma``, ``/peak_center_kev``,
@@ -163,7 +148,7 @@ def run_compton(
         counts in the mask, a zero-slope calibration, bad mask or options.
     """
     from analysis_engine.io.common import write_hdf5
-    from analysis_engine.io.spectra import read_spectra
+    from analysis_engine.io.inputs import read_any_spectra
 
     def report(fraction: float, message: str) -> None:
         if progress is not None:
@@ -186,8 +171,7 @@ def run_compton(
     windows = {"low_window_au": tuple(low_window_au), "high_window_au": tuple(high_window_au)}
 
     report(0.0, "reading spectra")
-    _check_signed_counts(input_path)
-    energy, cube, attrs = read_spectra(input_path)
+    energy, cube, attrs = read_any_spectra(input_path)
     rows, cols, _ = cube.shape
     inside = _mask_array(mask, (rows, cols))
     bad = attrs.get("bad_pixels")

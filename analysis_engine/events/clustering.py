@@ -168,6 +168,9 @@ class SpectrumAccumulator:
         noisy pixels from calibration).
     threshold_kev
         Raw frames only: a pixel is hit when its calibrated energy is at least this.
+    threshold_adu
+        Raw frames only, instead of ``threshold_kev``: (rows, cols) per-pixel noise threshold
+        in ADU as HEXITEC calibrations give it; a pixel is hit when its ADU is at least this.
     n_threads
         Parallel chunks per block (default: numba's thread count).
     """
@@ -183,6 +186,7 @@ class SpectrumAccumulator:
         offset_kev: np.ndarray | None = None,
         bad_pixels: np.ndarray | None = None,
         threshold_kev: float | None = None,
+        threshold_adu: np.ndarray | None = None,
         n_threads: int | None = None,
     ) -> None:
         if charge_sharing not in _MODE_CODES:
@@ -206,6 +210,9 @@ class SpectrumAccumulator:
         self._threshold_adu = None
         if threshold_kev is not None:
             self._threshold_adu = threshold_in_adu(threshold_kev, self._gain, self._offset)
+        if threshold_adu is not None:
+            per_pixel = self._pixel_map(threshold_adu, "threshold_adu", np.float64, 0.0)
+            self._threshold_adu = np.clip(np.ceil(per_pixel), 0, 65536).astype(np.int32)
         self._hist = np.zeros((self._n_threads, npix * binning.n_bins), dtype=np.uint32)
         self._stats = np.zeros((self._n_threads, k.N_STATS), dtype=np.int64)
         self._handed_out = False  # result() returned a view of self._hist[0]

@@ -26,14 +26,13 @@ from analysis_engine.events.clustering import (
     EnergyBinning,
     SpectrumAccumulator,
 )
-from analysis_engine.io.common import open_hdf5
 from analysis_engine.io.hexitec import (
     Calibration,
     HexitecEventReader,
-    HexitecFrameReader,
     read_calibration,
     write_calibration,
 )
+from analysis_engine.io.inputs import hexitec_input_kind, open_frame_reader
 from analysis_engine.io.spectra import write_spectra
 from analysis_engine.parameters import Command, Option
 
@@ -52,18 +51,6 @@ def _check_positive(**sizes: int) -> None:
             raise EngineInputError(f"{name} must be a positive whole number, got {value}")
 
 
-def _input_kind(path: str | os.PathLike) -> str:
-    with open_hdf5(path, what="HEXITEC file") as f:
-        if "events" in f:
-            return "events"
-        if "raw_frames" in f:
-            return "frames"
-        raise EngineInputError(
-            f"{Path(path).name} is neither a HEXITEC event list (/events) nor raw frames "
-            f"(/raw_frames); found {sorted(f.keys())[:8]}"
-        )
-
-
 def run_events(
     input_path: str | os.PathLike,
     output_path: str | os.PathLike,
@@ -72,11 +59,15 @@ def run_events(
     range_kev: tuple[float, float] = DEFAULT_RANGE_KEV,
     charge_sharing: str = "paper",
     calibration_path: str | os.PathLike | None = None,
+    gradients_path: str | os.PathLike | None = None,
+    intercepts_path: str | os.PathLike | None = None,
+    thresholds_path: str | os.PathLike | None = None,
+    threshold_kev: float = 5.0,
     block_events: int = DEFAULT_BLOCK_EVENTS,
     block_frames: int = DEFAULT_BLOCK_FRAMES,
     progress: Progress = None,
 ) -> dict[str, Any]:
-    """Turn a HEXITEC event list or raw-frame file into per-pixel spectra.
+    """Turn a HEXITEC event list, raw-frame file or raw ``.bin`` stream into per-pixel spectra.
 
     Streams the input in blocks of whole frames (bounded memory), clusters hits per frame
     (8-connected) with the chosen charge-sharing rule, histograms per pixel and writes
@@ -86,7 +77,8 @@ def run_events(
     Parameters
     ----------
     input_path
-        HEXITEC event list (``/events/...``) or raw frames (``/raw_frames``).
+        HEXITEC event list (``/events/...``), raw frames (``/raw_frames``) or a raw ``.bin``
+        stream as the detector writes it (recognised by content, see ``docs/formats.md``).
     output_path
         Spectra file to write (see :mod:`analysis_engine.io.spectra`).
     bin_width_kev, range_kev
@@ -96,6 +88,15 @@ def run_events(
     calibration_path
         A calibration file (``events-calibrate`` output) that replaces the input's own
         calibration; for event lists already in keV only its bad-pixel mask is used.
+    gradients_path, intercepts_path
+        ``.bin`` input only (required there): 80 x 80 per-pixel gradient (keV/ADU) and
+        intercept (keV) maps, ``.npy`` or whitespace-separated text; non-finite entries mark
+        bad pixels, which are masked and counted in ``pixels_bad_calibration``.
+    thresholds_path
+        ``.bin`` input only: 80 x 80 per-pixel noise threshold in ADU (a pixel is hit when
+        its ADU is at least this). Without it, ``threshold_kev`` applies.
+    threshold_kev
+        ``.bin`` input without ``thresholds_path``: noise threshold in keV.
     block_events, block_frames
         Reading block sizes (events / raw frames).
     progress
@@ -122,19 +123,27 @@ def run_events(
             f"{', '.join(CHARGE_SHARING_MODES)}"
         )
     report = progress or (lambda fraction, message: None)
-    kind = _input_kind(input_path)
+    kind = hexitec_input_kind(input_path)
     override = read_calibration(calibration_path) if calibration_path else None
+    extra: dict[str, Any] = {}
     if kind == "events":
         acc, frames, source_cal = _events_pass(
             input_path, binning, charge_sharing, override, block_events, report
         )
     else:
-        acc, frames, source_cal = _frames_pass(
-            input_path, binning, charge_sharing, override, block_frames, report
+        reader = open_frame_reader(
+            input_path,
+            gradients_path=gradients_path,
+            intercepts_path=intercepts_path,
+            thresholds_path=thresholds_path,
+        )
+        acc, frames, source_cal, extra = _frames_pass(
+            reader, binning, charge_sharing, override, block_frames, threshold_kev, report
         )
     result = acc.result()
     summary = dict(result.stats)
     summary["frames"] = frames
+    summary.update(extra)
     summary.update(
         input_kind=kind,
         charge_sharing=charge_sharing,
@@ -238,11 +247,15 @@ def _bad_pixels(cal: Calibration | None) -> np.ndarray | None:
     return bad | nonfinite
 
 
-def _frames_pass(input_path, binning, charge_sharing, override, block_frames, report):
-    with HexitecFrameReader(input_path) as reader:
+def _frames_pass(reader, binning, charge_sharing, override, block_frames, threshold_kev, report):
+    with reader:
         cal = override or reader.calibration
         bad = _bad_pixels(cal)
         gain, offset = _finite(cal.gain_kev_per_adu, 1.0), _finite(cal.offset_kev, 0.0)
+        threshold_adu = getattr(reader, "threshold_adu", None)
+        threshold = reader.threshold_kev
+        if threshold is None and threshold_adu is None:
+            threshold = float(threshold_kev)
         acc = SpectrumAccumulator(
             binning,
             charge_sharing=charge_sharing,
@@ -251,7 +264,8 @@ def _frames_pass(input_path, binning, charge_sharing, override, block_frames, re
             gain_kev_per_adu=gain,
             offset_kev=offset,
             bad_pixels=bad,
-            threshold_kev=reader.threshold_kev,
+            threshold_kev=threshold,
+            threshold_adu=threshold_adu,
         )
         n = max(reader.n_frames, 1)
         blocks = _prefetched(reader.blocks(block_frames))
@@ -262,7 +276,19 @@ def _frames_pass(input_path, binning, charge_sharing, override, block_frames, re
                 report(0.95 * done / n, f"{done:,} of {reader.n_frames:,} frames")
         finally:
             blocks.close()
-        return acc, reader.n_frames, "override" if override is not None else "file"
+        extra: dict[str, Any] = {}
+        native = getattr(reader, "pixel_calibration", None)
+        if native is not None:
+            extra = {
+                "trailing_bytes_ignored": reader.trailing_bytes,
+                "pixels_bad_calibration": int(native.bad_pixels.sum()),
+                "threshold": "per-pixel ADU" if threshold_adu is not None else threshold,
+                "calibration_files": native.sources,
+            }
+            if reader.trailing_bytes:
+                report(0.96, f"ignored a trailing partial frame of {reader.trailing_bytes} bytes")
+        source = "override" if override is not None else ("arrays" if native else "file")
+        return acc, reader.n_frames, source, extra
 
 
 def run_events_calibrate(
@@ -398,7 +424,13 @@ COMMANDS = (
         "events",
         run_events,
         inputs=("input_path",),
-        options={"charge_sharing": Option(choices=CHARGE_SHARING_MODES)},
+        options={
+            "charge_sharing": Option(choices=CHARGE_SHARING_MODES),
+            # the flags the issue and docs/formats.md give for .bin calibration arrays
+            "gradients_path": Option(aliases=("--gradients",)),
+            "intercepts_path": Option(aliases=("--intercepts",)),
+            "thresholds_path": Option(aliases=("--thresholds",)),
+        },
     ),
     Command("events-calibrate", run_events_calibrate, inputs=("input_path",)),
 )

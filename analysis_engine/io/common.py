@@ -18,6 +18,7 @@ from analysis_engine.errors import EngineInputError
 __all__ = [
     "to_jsonable",
     "atomic_output",
+    "nxdata_signal",
     "open_hdf5",
     "read_array",
     "write_hdf5",
@@ -71,9 +72,12 @@ def require_dataset(f: h5py.File, name: str, *, what: str) -> h5py.Dataset:
 def read_array(spec: str | os.PathLike) -> np.ndarray:
     """Read a whole 2D image or 3D volume named on the command line.
 
-    ``spec`` is ``file.h5:/dataset/path``, ``file.npy`` or a TIFF file/stack (``.tif``,
-    ``.tiff``). For an HDF5 file without a dataset path, the file must hold exactly one
-    dataset of 2 or more dimensions.
+    ``spec`` is ``file.h5:/dataset/path``, ``file.npy``, a TIFF file (single or multi-page,
+    ``.tif``/``.tiff``) or a folder of single-image TIFFs (one slice per file, natural name
+    order, all the same shape). For an HDF5/NeXus file without a dataset path, the signal of
+    the file's NXdata group (found through the ``default`` attributes, or the only NXdata with
+    a ``signal``) is used; otherwise the file must hold exactly one dataset of 2 or more
+    dimensions.
     """
     spec = str(spec)
     match = re.match(r"^(.*\.(?:h5|hdf5|hdf|nxs|nx5))(?::(.*))?$", spec, re.IGNORECASE)
@@ -84,22 +88,24 @@ def read_array(spec: str | os.PathLike) -> np.ndarray:
     suffix = p.suffix.lower()
     if not p.exists():
         raise EngineInputError(f"input not found: {p}")
+    if p.is_dir() or suffix in {".tif", ".tiff"}:
+        # tifffile (behind io.tiffstack) is optional for the engine's other formats
+        from analysis_engine.io.tiffstack import read_tiff_stack
+
+        volume = read_tiff_stack(p)
+        return volume[0] if volume.shape[0] == 1 and not p.is_dir() else volume
     if suffix == ".npy":
         try:
             return np.load(p, allow_pickle=False)
         except ValueError as exc:
             raise EngineInputError(f"{p.name} is not a valid .npy array: {exc}") from None
-    if suffix in {".tif", ".tiff"}:
-        import tifffile
-
-        try:
-            return tifffile.imread(p)
-        except Exception as exc:  # tifffile raises several unrelated types
-            raise EngineInputError(f"{p.name} is not a readable TIFF: {exc}") from None
     if suffix in {".h5", ".hdf5", ".nxs", ".hdf"}:
         with open_hdf5(p) as f:
             if inner:
                 return require_dataset(f, inner, what="file")[()]
+            signal = nxdata_signal(f)
+            if signal is not None:
+                return signal[()]
             found: list[str] = []
             f.visititems(
                 lambda name, obj: (
@@ -115,6 +121,49 @@ def read_array(spec: str | os.PathLike) -> np.ndarray:
     raise EngineInputError(
         f"unsupported file type {suffix!r} for {p.name}: expected .h5:/dataset, .npy or .tif"
     )
+
+
+def _attr_text(obj: h5py.HLObject, key: str) -> str | None:
+    value = obj.attrs.get(key)
+    if value is None:
+        return None
+    if isinstance(value, np.ndarray):
+        value = value.ravel()[0] if value.size else ""
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def nxdata_signal(f: h5py.File) -> h5py.Dataset | None:
+    """The plotted dataset of a NeXus file: follow ``default`` attributes from the root to an
+    NXdata group and take its ``signal``; without them, the signal of the only NXdata group
+    (searched three levels deep). None when there is none."""
+    group: h5py.Group = f
+    for _ in range(4):
+        if _attr_text(group, "NX_class") == "NXdata":
+            break
+        name = _attr_text(group, "default")
+        child = group.get(name) if name else None
+        if not isinstance(child, h5py.Group):
+            group = None
+            break
+        group = child
+    if group is None or _attr_text(group, "NX_class") != "NXdata":
+        candidates: list[h5py.Group] = []
+
+        def walk(g: h5py.Group, depth: int) -> None:
+            for child in g.values():
+                if isinstance(child, h5py.Group):
+                    if _attr_text(child, "NX_class") == "NXdata" and _attr_text(child, "signal"):
+                        candidates.append(child)
+                    elif depth < 3:
+                        walk(child, depth + 1)
+
+        walk(f, 1)
+        if len(candidates) != 1:
+            return None
+        group = candidates[0]
+    signal = _attr_text(group, "signal")
+    ds = group.get(signal) if signal else None
+    return ds if isinstance(ds, h5py.Dataset) else None
 
 
 def write_hdf5(

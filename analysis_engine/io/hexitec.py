@@ -1,6 +1,6 @@
 """HEXITEC detector files: photon event lists, raw frames and per-pixel calibrations.
 
-Layouts (``CONTRACTS.md``):
+Layouts (``docs/formats.md``):
 
 - event list: ``/events/frame`` (uint32/uint64), ``/events/row``, ``/events/col`` (uint8 or
   wider), and either ``/events/energy_kev`` (float32) or ``/events/adu`` (uint16) with

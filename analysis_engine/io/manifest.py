@@ -16,6 +16,11 @@ YAML (``manifest.yaml``)::
       - {path: xct/dit_charged.nxs, kind: xct_projections, cell: DIT-1, state: charged}
       - {path: xcsi/dit_charged_r1.h5, kind: xcs_events, cell: DIT-1, state: charged, region: 1}
       - {path: echem/dit_cycling.csv, kind: cycling, cell: DIT-1}
+      - {path: xcsi/raw_r1.bin, kind: xcs_frames, cell: DIT-1, state: charged, region: 1,
+         calibration: HEXITEC-1}
+    calibrations:           # optional: per-pixel HEXITEC calibration arrays (80 x 80)
+      - {name: HEXITEC-1, folder: calibration/}   # gradients.*, intercepts.*, thresholds.*
+      # or name the files: {name: ..., gradients: g.txt, intercepts: i.npy, thresholds: t.txt}
 
 CSV (``manifest.csv``), one row per file, columns ``path, kind`` (required) and ``sample,
 fabrication_method, cell, state, cycle_number, region, name, facility, beamline, proposal``
@@ -38,7 +43,14 @@ from typing import Any
 from analysis_engine.errors import EngineInputError
 from analysis_engine.io.sniff import DATASET_KINDS
 
-__all__ = ["ManifestFile", "BeamtimeManifest", "read_manifest", "find_manifest", "STATES"]
+__all__ = [
+    "ManifestCalibration",
+    "ManifestFile",
+    "BeamtimeManifest",
+    "read_manifest",
+    "find_manifest",
+    "STATES",
+]
 
 STATES = ("pristine", "charged", "discharged", "other")
 FABRICATION_METHODS = ("dit", "slurry", "other")
@@ -93,7 +105,28 @@ _FILE_FIELDS = {
     "region": int,
     "name": str,
     "notes": str,
+    "calibration": str,
 }
+_CALIBRATION_FIELDS = {
+    "name": str,
+    "folder": str,
+    "gradients": str,
+    "intercepts": str,
+    "thresholds": str,
+    "notes": str,
+}
+CALIBRATION_MAPS = ("gradients", "intercepts", "thresholds")
+
+
+@dataclass(frozen=True)
+class ManifestCalibration:
+    """Per-pixel HEXITEC calibration arrays named by the manifest (absolute paths)."""
+
+    name: str
+    gradients: Path
+    intercepts: Path
+    thresholds: Path | None = None
+    notes: str = ""
 
 
 @dataclass(frozen=True)
@@ -109,6 +142,7 @@ class ManifestFile:
     region: int | None = None
     name: str | None = None
     notes: str = ""
+    calibration: str | None = None
 
 
 @dataclass(frozen=True)
@@ -121,6 +155,7 @@ class BeamtimeManifest:
     cells: tuple[dict[str, Any], ...]
     charge_states: tuple[dict[str, Any], ...]
     files: tuple[ManifestFile, ...] = field(default_factory=tuple)
+    calibrations: tuple[ManifestCalibration, ...] = field(default_factory=tuple)
 
 
 def find_manifest(directory: str | os.PathLike) -> Path:
@@ -198,11 +233,12 @@ def _load_yaml(path: Path) -> dict[str, Any]:
             f"{path.name} must be a YAML mapping with keys beamtime, samples, cells, "
             "charge_states, files"
         )
-    unknown = sorted(set(data) - {"beamtime", "samples", "cells", "charge_states", "files"})
+    allowed = {"beamtime", "samples", "cells", "charge_states", "files", "calibrations"}
+    unknown = sorted(set(data) - allowed)
     if unknown:
         raise EngineInputError(
             f"{path.name}: unknown top-level key(s) {', '.join(map(str, unknown))}; allowed: "
-            "beamtime, samples, cells, charge_states, files"
+            "beamtime, samples, cells, charge_states, files, calibrations"
         )
     return dict(data)
 
@@ -339,6 +375,8 @@ def read_manifest(path: str | os.PathLike, *, check_files: bool = True) -> Beamt
                 f"charge_states[{i}]: state {s['state']!r} is not one of {', '.join(STATES)}"
             )
 
+    calibrations = _calibrations(section("calibrations"), root, errors, check_files)
+    calibration_names = {c.name for c in calibrations}
     files: list[ManifestFile] = []
     seen: dict[Path, str] = {}
     for i, raw in enumerate(section("files")):
@@ -362,6 +400,10 @@ def read_manifest(path: str | os.PathLike, *, check_files: bool = True) -> Beamt
             errors.append(f"{where}: region must be a whole number >= 1 (1 = separator side)")
         if region is not None and not rec.get("state"):
             errors.append(f"{where}: a depth region needs the charge state it was measured in")
+        if rec.get("calibration") and rec["calibration"] not in calibration_names:
+            errors.append(
+                f"{where}: calibration {rec['calibration']!r} is not defined under calibrations"
+            )
         if not rel:
             continue
         if PurePosixPath(rel).is_absolute() or ".." in PurePosixPath(rel).parts:
@@ -385,6 +427,7 @@ def read_manifest(path: str | os.PathLike, *, check_files: bool = True) -> Beamt
                 region=region,
                 name=rec.get("name"),
                 notes=rec.get("notes", ""),
+                calibration=rec.get("calibration"),
             )
         )
     if not files and not errors:
@@ -399,4 +442,53 @@ def read_manifest(path: str | os.PathLike, *, check_files: bool = True) -> Beamt
         cells=tuple(cells),
         charge_states=tuple(states),
         files=tuple(files),
+        calibrations=tuple(calibrations),
     )
+
+
+def _calibration_file(folder: Path, name: str) -> Path | None:
+    for suffix in (".npy", ".txt", ".dat", ".csv", ""):
+        for candidate in (folder / f"{name}{suffix}", folder / f"{name[:-1]}{suffix}"):
+            if candidate.is_file():
+                return candidate
+    return None
+
+
+def _calibrations(
+    raw: list, root: Path, errors: list[str], check_files: bool
+) -> list[ManifestCalibration]:
+    """Calibration entries: a ``folder`` holding ``gradients``/``intercepts``/``thresholds``
+    (``.npy``, ``.txt``, ``.dat``; singular names too) or the three files named one by one."""
+    out: list[ManifestCalibration] = []
+    for i, item in enumerate(raw):
+        where = f"calibrations[{i}]"
+        rec = _record(item, _CALIBRATION_FIELDS, where, errors, required=("name",))
+        paths: dict[str, Path | None] = {}
+        rels = [rec.get(k) for k in ("folder", *CALIBRATION_MAPS) if rec.get(k)]
+        if any(PurePosixPath(r).is_absolute() or ".." in PurePosixPath(r).parts for r in rels):
+            errors.append(f"{where}: paths must be relative to the manifest's directory")
+            continue
+        if rec.get("folder"):
+            folder = root / rec["folder"]
+            if check_files and not folder.is_dir():
+                errors.append(f"{where}: folder {rec['folder']} not found in {root}")
+                continue
+            for key in CALIBRATION_MAPS:
+                paths[key] = _calibration_file(folder, key) if folder.is_dir() else None
+        else:
+            for key in CALIBRATION_MAPS:
+                paths[key] = root / rec[key] if rec.get(key) else None
+        for key in ("gradients", "intercepts"):
+            if paths.get(key) is None or (check_files and not paths[key].is_file()):
+                errors.append(f"{where}: no {key} array found (.npy or text, 80 x 80)")
+        if rec.get("thresholds") and check_files and not paths["thresholds"].is_file():
+            errors.append(f"{where}: thresholds file {rec['thresholds']} not found")
+        if any(e.startswith(where) for e in errors) or not rec.get("name"):
+            continue
+        out.append(ManifestCalibration(rec["name"], paths["gradients"], paths["intercepts"],
+                                       paths.get("thresholds"), rec.get("notes", "")))  # fmt: skip
+    names = [c.name for c in out]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        errors.append(f"calibration name(s) listed twice: {', '.join(dupes)}")
+    return out

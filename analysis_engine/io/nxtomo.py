@@ -1,9 +1,16 @@
 """NXtomo (NeXus tomography) projections in, CorreLi reconstructions out.
 
-Layout read (CONTRACTS.md): ``/entry/data/data`` (n, rows, cols) images, ``/entry/data/image_key``
-(n,) with 0 projection, 1 flat, 2 dark (3, "invalid", is skipped), ``/entry/data/rotation_angle``
-(n,) in degrees, optional ``/entry/instrument/detector/x_pixel_size`` in metres. The readers
-only ever hold a band of detector rows (a chunk of sinograms) in memory.
+The NXtomo entry is found by content, not by a fixed path: the first group (up to three
+levels deep) whose ``NX_class`` is ``NXentry`` or ``NXsubentry`` and whose ``definition`` is
+``NXtomo`` -- ``/entry`` (NeXus application definition, ESRF's ``nxtomo`` package, CorreLi's
+own writer) or a subentry such as Diamond's ``/entry1/tomo_entry``. Inside it the images are
+``instrument/detector/data`` or ``data/data`` (n, rows, cols), ``image_key`` beside either
+(0 projection, 1 flat, 2 dark, 3 invalid, -1 alignment; the last two are skipped), and
+``sample/rotation_angle`` or ``data/rotation_angle`` (n,) with a ``units`` attribute of
+degrees or radians (degrees when absent). ``instrument/detector/x_pixel_size`` is read with
+its ``units`` (metres when absent). Soft and external links are followed; a dangling one is
+named in the error. The readers only ever hold a band of detector rows (a chunk of sinograms)
+in memory. Full layout: ``docs/formats.md``.
 
 Reconstructions are written to ``/entry/reconstruction/data`` (slices, N, N) float32, one slice
 chunk at a time, with attrs ``center_of_rotation`` (detector px) and ``voxel_size_um``.
@@ -11,7 +18,9 @@ chunk at a time, with attrs ``center_of_rotation`` (detector px) and ``voxel_siz
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +30,7 @@ import numpy as np
 
 from analysis_engine.errors import EngineInputError
 from analysis_engine.io.common import atomic_output, open_hdf5, write_json_attrs
+from analysis_engine.io.tiffstack import TiffScan, find_tiff_scan
 
 __all__ = [
     "NXtomoInfo",
@@ -29,6 +39,7 @@ __all__ = [
     "ANGLE_PATH",
     "PIXEL_SIZE_PATH",
     "RECONSTRUCTION_PATH",
+    "find_nxtomo_entry",
     "read_nxtomo_info",
     "inspect_nxtomo",
     "read_flats_darks",
@@ -45,6 +56,8 @@ IMAGE_KEY_PATH = "/entry/data/image_key"
 ANGLE_PATH = "/entry/data/rotation_angle"
 PIXEL_SIZE_PATH = "/entry/instrument/detector/x_pixel_size"
 RECONSTRUCTION_PATH = "/entry/reconstruction/data"
+#: ``NXtomoInfo.data_path`` of a TIFF scan folder (projections/, flats/, darks/, angles.txt)
+TIFF_SCAN = "tiff-scan"
 
 # A scan must span 180 deg (or 360 deg) up to this many angular steps.
 _COVERAGE_TOLERANCE_STEPS = 1.5
@@ -69,6 +82,8 @@ class NXtomoInfo:
     angles_deg: np.ndarray
     scan_range_deg: int
     pixel_size_m: float | None
+    data_path: str = DATA_PATH
+    entry_path: str = "/entry"
 
     @property
     def n_projections(self) -> int:
@@ -79,46 +94,183 @@ def _name(path: str | os.PathLike) -> str:
     return Path(path).name
 
 
-def read_nxtomo_info(path: str | os.PathLike) -> NXtomoInfo:
-    """Read and validate the metadata of an NXtomo file.
+_ANGLE_UNITS = {"deg": 1.0, "degree": 1.0, "degrees": 1.0, "°": 1.0,
+                "rad": 180.0 / np.pi, "radian": 180.0 / np.pi, "radians": 180.0 / np.pi}  # fmt: skip
+_LENGTH_UNITS = {"m": 1.0, "metre": 1.0, "meter": 1.0, "cm": 1e-2, "mm": 1e-3, "um": 1e-6,
+                 "µm": 1e-6, "μm": 1e-6, "micron": 1e-6, "micrometer": 1e-6, "nm": 1e-9}  # fmt: skip
+
+
+def _text_value(value: Any) -> str:
+    if isinstance(value, np.ndarray):
+        value = value.ravel()[0] if value.size else ""
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    return str(value).strip()
+
+
+def _is_nxtomo(group: h5py.Group) -> bool:
+    if _text_value(group.attrs.get("NX_class", "")) not in ("NXentry", "NXsubentry"):
+        return False
+    definition = group.get("definition")
+    if isinstance(definition, h5py.Dataset):
+        return _text_value(definition[()]) == "NXtomo"
+    return _text_value(group.attrs.get("definition", "")) == "NXtomo"
+
+
+def find_nxtomo_entry(f: h5py.File) -> str:
+    """Path of the NXtomo entry of an open file (found by ``NX_class`` and ``definition``).
+
+    Falls back to ``/entry`` when it holds ``data/data`` without a definition (older CorreLi
+    files). Links are not followed while searching, so a link cycle cannot trap the search.
 
     Raises
     ------
     EngineInputError
-        Missing ``data``, ``image_key`` or ``rotation_angle``; lengths that do not match; no
-        projections or no flats; angles that do not cover 180 deg or 360 deg.
+        No NXtomo entry anywhere in the first three levels.
+    """
+    found: list[str] = []
+
+    def walk(group: h5py.Group, depth: int) -> None:
+        for name in group:
+            link = group.get(name, getlink=True)
+            if not isinstance(link, h5py.HardLink):
+                continue
+            obj = group.get(name)
+            if not isinstance(obj, h5py.Group):
+                continue
+            if _is_nxtomo(obj):
+                found.append(obj.name)
+            elif depth < 3:
+                walk(obj, depth + 1)
+
+    walk(f, 1)
+    if found:
+        return sorted(found, key=lambda p: (p.count("/"), p))[0]
+    if isinstance(f.get("entry/data/data"), h5py.Dataset):
+        return "/entry"
+    raise EngineInputError(
+        f"{Path(f.filename).name} has no NXtomo entry: no group with NX_class NXentry or "
+        "NXsubentry and definition 'NXtomo' (and no /entry/data/data)"
+    )
+
+
+def _resolve(f: h5py.File, path: str, name: str, depth: int = 0) -> h5py.Dataset | None:
+    """The dataset at ``path``, following links; None if absent; a clear error if dangling."""
+    if depth > 8:
+        raise EngineInputError(f"NXtomo file {name}: links around {path} form a cycle")
+    parts = [p for p in path.split("/") if p]
+    current = "/"
+    group: h5py.Group = f
+    for i, part in enumerate(parts):
+        link = group.get(part, getlink=True)
+        if link is None:
+            return None
+        here = current.rstrip("/") + "/" + part
+        try:
+            obj = group.get(part)
+        except (KeyError, OSError, ValueError):
+            obj = None
+        if obj is None:
+            if isinstance(link, h5py.ExternalLink):
+                target = f"{link.filename}:{link.path}"
+                raise EngineInputError(
+                    f"NXtomo file {name}: {here} is an external link to {target}, which cannot "
+                    "be opened (copy the linked file next to this one, or export a single file)"
+                )
+            target = getattr(link, "path", "?")
+            if isinstance(link, h5py.SoftLink) and target.startswith("/") and target != path:
+                _resolve(f, target, name, depth + 1)  # names a broken link further along
+            raise EngineInputError(
+                f"NXtomo file {name}: {here} is a link to {target}, which does not exist "
+                "(dangling link)"
+            )
+        if i == len(parts) - 1:
+            return obj if isinstance(obj, h5py.Dataset) else None
+        if not isinstance(obj, h5py.Group):
+            return None
+        group, current = obj, here
+    return None
+
+
+def _first(f: h5py.File, entry: str, candidates: tuple[str, ...], name: str):
+    for rel in candidates:
+        path = f"{entry.rstrip('/')}/{rel}"
+        ds = _resolve(f, path, name)
+        if ds is not None:
+            return path, ds
+    return None, None
+
+
+def _unit_factor(ds: h5py.Dataset, table: dict[str, float], default: str, what: str, name: str):
+    units = _text_value(ds.attrs.get("units", default)) or default
+    factor = table.get(units) or table.get(units.lower())
+    if factor is None:
+        raise EngineInputError(
+            f"NXtomo file {name}: {what} has units {units!r}; expected one of "
+            f"{', '.join(sorted(table))}"
+        )
+    return factor, units
+
+
+def read_nxtomo_info(path: str | os.PathLike) -> NXtomoInfo:
+    """Read and validate the metadata of an NXtomo file (any layout in the module docstring).
+
+    Raises
+    ------
+    EngineInputError
+        No NXtomo entry; missing or dangling ``data``, ``image_key`` or ``rotation_angle``;
+        lengths that do not match; no projections or no flats; angles that do not cover
+        180 deg or 360 deg; unknown units.
     """
     name = _name(path)
+    if find_tiff_scan(path) is not None:
+        scan = TiffScan(path)
+        return _validated_info(path, name, scan.image_key, scan.angles_deg, scan.shape,
+                               str(scan.dtype), None, TIFF_SCAN, "")  # fmt: skip
     with open_hdf5(path, what="NXtomo file") as f:
-        data = f.get(DATA_PATH)
-        if not isinstance(data, h5py.Dataset):
-            raise EngineInputError(f"NXtomo file {name} has no image stack at {DATA_PATH}")
+        entry = find_nxtomo_entry(f)
+        data_path, data = _first(f, entry, ("instrument/detector/data", "data/data"), name)
+        if data is None:
+            raise EngineInputError(
+                f"NXtomo file {name}: entry {entry} has no image stack (instrument/detector/data "
+                "or data/data)"
+            )
         if data.ndim != 3 or min(data.shape) == 0:
             raise EngineInputError(
-                f"NXtomo file {name}: {DATA_PATH} must be (images, rows, cols), got {data.shape}"
+                f"NXtomo file {name}: {data_path} must be (images, rows, cols), got {data.shape}"
             )
-        keys = f.get(IMAGE_KEY_PATH)
-        if not isinstance(keys, h5py.Dataset):
+        key_candidates = ("instrument/detector/image_key", "data/image_key",
+                          "instrument/detector/image_key_control")  # fmt: skip
+        _, keys = _first(f, entry, key_candidates, name)
+        if keys is None:
             raise EngineInputError(
-                f"NXtomo file {name} has no image_key ({IMAGE_KEY_PATH}): cannot tell flats "
-                "and darks from projections"
+                f"NXtomo file {name} has no image_key (in {entry}/instrument/detector or "
+                f"{entry}/data): cannot tell flats and darks from projections"
             )
-        angles = f.get(ANGLE_PATH)
-        if not isinstance(angles, h5py.Dataset):
+        _, angles = _first(f, entry, ("sample/rotation_angle", "data/rotation_angle"), name)
+        if angles is None:
             raise EngineInputError(
-                f"NXtomo file {name} has no rotation angles ({ANGLE_PATH}, degrees)"
+                f"NXtomo file {name} has no rotation angles ({entry}/sample/rotation_angle or "
+                f"{entry}/data/rotation_angle)"
             )
+        to_deg, _ = _unit_factor(angles, _ANGLE_UNITS, "degree", "rotation_angle", name)
         image_key = np.asarray(keys[()]).ravel()
-        angle_values = np.asarray(angles[()], dtype=np.float64).ravel()
-        pixel = f.get(PIXEL_SIZE_PATH)
+        angle_values = np.asarray(angles[()], dtype=np.float64).ravel() * to_deg
+        _, pixel = _first(f, entry, ("instrument/detector/x_pixel_size",), name)
         pixel_size_m = None
-        if isinstance(pixel, h5py.Dataset):
-            value = float(np.asarray(pixel[()]).ravel()[0])
+        if pixel is not None:
+            to_m, _ = _unit_factor(pixel, _LENGTH_UNITS, "m", "x_pixel_size", name)
+            value = float(np.asarray(pixel[()]).ravel()[0]) * to_m
             if np.isfinite(value) and value > 0:
                 pixel_size_m = value
-        n_images, n_rows, n_cols = (int(v) for v in data.shape)
-        dtype = str(data.dtype)
+        shape, dtype = data.shape, str(data.dtype)
+    return _validated_info(path, name, image_key, angle_values, shape, dtype, pixel_size_m,
+                           data_path, entry)  # fmt: skip
 
+
+def _validated_info(path, name, image_key, angle_values, shape, dtype, pixel_size_m, data_path,
+                    entry) -> NXtomoInfo:  # fmt: skip
+    n_images, n_rows, n_cols = (int(v) for v in shape)
     if image_key.size != n_images:
         raise EngineInputError(
             f"NXtomo file {name}: image_key has {image_key.size} entries but the data has "
@@ -129,11 +281,11 @@ def read_nxtomo_info(path: str | os.PathLike) -> NXtomoInfo:
             f"NXtomo file {name}: rotation_angle has {angle_values.size} entries but the data "
             f"has {n_images} images; they must match"
         )
-    unknown = sorted(set(np.unique(image_key).tolist()) - {0, 1, 2, 3})
+    unknown = sorted(set(np.unique(image_key).tolist()) - {-1, 0, 1, 2, 3})
     if unknown:
         raise EngineInputError(
             f"NXtomo file {name}: image_key values {unknown} are not 0 (projection), 1 (flat), "
-            "2 (dark) or 3 (invalid)"
+            "2 (dark), 3 (invalid) or -1 (alignment)"
         )
     projections = np.flatnonzero(image_key == 0)
     flats = np.flatnonzero(image_key == 1)
@@ -160,6 +312,8 @@ def read_nxtomo_info(path: str | os.PathLike) -> NXtomoInfo:
         angles_deg=proj_angles,
         scan_range_deg=scan_range,
         pixel_size_m=pixel_size_m,
+        data_path=data_path,
+        entry_path=entry,
     )
 
 
@@ -199,6 +353,8 @@ def inspect_nxtomo(path: str | os.PathLike) -> dict[str, Any]:
         "angle_range_deg": [float(info.angles_deg.min()), float(info.angles_deg.max())],
         "scan_range_deg": info.scan_range_deg,
         "pixel_size_m": info.pixel_size_m,
+        "entry": info.entry_path,
+        "data_path": info.data_path,
         "mean_flat_counts": float(flat.mean()),
         "mean_dark_counts": float(dark.mean()),
     }
@@ -236,6 +392,16 @@ def _mean_images(data: h5py.Dataset, indices: np.ndarray, rows: tuple[int, int])
     return (total / max(indices.size, 1)).astype(np.float32)
 
 
+@contextlib.contextmanager
+def _images(path: str | os.PathLike, info: NXtomoInfo) -> Iterator[Any]:
+    """The image stack: the HDF5 dataset, or a TIFF scan folder read image by image."""
+    if info.data_path == TIFF_SCAN:
+        yield TiffScan(path)
+        return
+    with open_hdf5(path, what="NXtomo file") as f:
+        yield f[info.data_path]
+
+
 def read_flats_darks(
     path: str | os.PathLike,
     *,
@@ -257,8 +423,7 @@ def read_flats_darks(
     info = info or read_nxtomo_info(path)
     name = _name(path)
     rows = _check_rows(rows, info.n_rows, name)
-    with open_hdf5(path, what="NXtomo file") as f:
-        data = f[DATA_PATH]
+    with _images(path, info) as data:
         flat = _mean_images(data, info.flat_indices, rows)
         if info.dark_indices.size:
             dark = _mean_images(data, info.dark_indices, rows)
@@ -296,8 +461,7 @@ def read_sinograms(
     rows = _check_rows(rows, info.n_rows, _name(path))
     n_sel = rows[1] - rows[0]
     out = np.empty((n_sel, info.n_projections, info.n_cols), dtype=np.float32)
-    with open_hdf5(path, what="NXtomo file") as f:
-        data = f[DATA_PATH]
+    with _images(path, info) as data:
         for start, stop, offset in _contiguous_runs(info.projection_indices):
             for first in range(start, stop, block_images):
                 last = min(stop, first + block_images)

@@ -1,6 +1,6 @@
 """Per-pixel spectra written by the ``events`` command and read by the ``compton`` stage.
 
-Layout (``CONTRACTS.md``): ``/energy_bins`` (n_bins,) bin centres in keV,
+Layout (``docs/formats.md``): ``/energy_bins`` (n_bins,) bin centres in keV,
 ``/pixel_histograms`` (rows, cols, n_bins) uint32 indexed [row, col, bin],
 ``/summed_histogram`` (n_bins,) uint64, optional ``/bad_pixels`` (rows, cols) uint8 (nonzero:
 pixel masked during event processing). Root attrs carry the processing options

@@ -1,6 +1,6 @@
 """The ``register`` command: :func:`run_register` aligns any 2D image onto another.
 
-CONTRACTS.md ``register``; the platform's tasks call :func:`run_register` as well. The
+The platform's tasks call :func:`run_register` as well. The
 correlative step that registers each XCT depth slab onto its Compton map is the ``correlate``
 command of :mod:`analysis_engine.correlation.commands`.
 """

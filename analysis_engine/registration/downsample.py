@@ -182,7 +182,7 @@ def region_maps(
     Parameters
     ----------
     pore_mask, electrode_mask : ndarray, shape (z, y, x), uint8 or bool
-        Segmentation (CONTRACTS ``segment`` output); pores outside the electrode are ignored.
+        Segmentation (``segment`` output, docs/formats.md); pores outside the electrode are ignored.
     voxel_size_um
         XCT voxel size, um (7.91 um in the paper).
     thickness_axis

@@ -1,6 +1,6 @@
 """The ``demo-data`` command: write the digital twin of the paper's beamtime.
 
-``python -m analysis_engine demo-data OUTDIR [--size small|paper] [--seed N]`` (CONTRACTS.md);
+``python -m analysis_engine demo-data OUTDIR [--size small|paper] [--seed N]`` (docs/formats.md);
 the work is :func:`run_demo_data`, which the platform's ``load_demo`` command calls too.
 """
 
@@ -13,6 +13,7 @@ from typing import Any
 
 from analysis_engine.parameters import Command, Option
 from analysis_engine.synthetic.beamtime import SIZES, make_beamtime
+from analysis_engine.synthetic.native_formats import write_native_formats
 
 __all__ = ["COMMANDS", "run_demo_data"]
 
@@ -22,6 +23,7 @@ def run_demo_data(
     *,
     size: str = "small",
     seed: int = 0,
+    native_formats: bool = False,
     progress: Callable[[float, str], None] | None = None,
 ) -> dict[str, Any]:
     """Write a complete synthetic beamtime (see :mod:`analysis_engine.synthetic.beamtime`).
@@ -37,6 +39,11 @@ def run_demo_data(
         ``tiny`` is for tests.
     seed : int
         Random seed (same seed, same files).
+    native_formats : bool
+        Also write the beamtime as a real one looks: HEXITEC raw ``.bin`` frames with
+        per-pixel calibration arrays, ``.hxt`` v3 spectra and Diamond-style NXtomo, with their
+        own manifest, under ``OUTDIR/native/`` (see
+        :mod:`analysis_engine.synthetic.native_formats` and ``docs/formats.md``).
     progress : callable, optional
         ``progress(fraction, message)``.
 
@@ -49,13 +56,16 @@ def run_demo_data(
     """
     truth = make_beamtime(outdir, size=size, seed=seed, progress=progress)
     out = Path(outdir)
+    files = list(truth["files"])
+    if native_formats:
+        files += write_native_formats(out, progress=progress)["files"]
     return {
         "outdir": str(out),
         "size": size,
         "seed": seed,
-        "files": truth["files"],
+        "files": files,
         "ground_truth": str(out / "ground_truth.json"),
-        "bytes": sum((out / f).stat().st_size for f in truth["files"]),
+        "bytes": sum((out / f).stat().st_size for f in files),
         "seconds": truth["generation_seconds"],
     }
 

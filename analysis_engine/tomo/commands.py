@@ -147,7 +147,7 @@ def plan_reconstruction(
     Parameters
     ----------
     input_path
-        NXtomo file.
+        NXtomo file (any layout of docs/formats.md) or a TIFF scan folder.
     center
         ``"auto"`` or the axis position in detector pixels (for a half-acquisition scan: on the
         raw, unstitched detector).
@@ -418,7 +418,7 @@ def run_reconstruct(
     Parameters
     ----------
     input_path
-        NXtomo file.
+        NXtomo file (any layout of docs/formats.md) or a TIFF scan folder.
     output_path
         HDF5 file: ``/entry/reconstruction/data`` (slices, N, N) float32 attenuation per voxel,
         attrs ``center_of_rotation`` (detector px) and ``voxel_size_um``; written chunk by

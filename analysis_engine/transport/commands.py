@@ -1,4 +1,4 @@
-"""Commands ``tortuosity``, ``eis-sim`` and ``transport-table`` (see CONTRACTS.md).
+"""Commands ``tortuosity``, ``eis-sim`` and ``transport-table`` (files: docs/formats.md).
 
 The ``run_*`` functions do the work and are what the platform's Celery tasks call; the CLI
 handlers only translate arguments.
@@ -39,7 +39,7 @@ PathLike = str | os.PathLike
 #: half-open (start, stop) voxel ranges along (z, y, x)
 Box = tuple[tuple[int, int], tuple[int, int], tuple[int, int]]
 
-#: datasets of a ``segment`` output (CONTRACTS.md) that make a file a segmentation
+#: datasets of a ``segment`` output (docs/formats.md) that make a file a segmentation
 SEGMENTATION_DATASETS = ("/pore_mask", "/electrode_mask")
 CROPS = ("electrode", "none")
 
@@ -407,7 +407,7 @@ def _finite(value: Any) -> Any:
 
 _CROP = {"crop": Option(choices=CROPS)}
 _BACKEND = {"backend": Option(choices=BACKENDS)}
-#: ``--d-electrolyte`` is the CONTRACTS.md name of ``--d-electrolyte-cm2-s``
+#: ``--d-electrolyte`` is the documented short name of ``--d-electrolyte-cm2-s``
 _ELECTROLYTE = {"d_electrolyte_cm2_s": Option(aliases=("--d-electrolyte",))}
 
 COMMANDS = (

@@ -34,7 +34,7 @@ PAPER_PLANE = {"through-plane": "y-z", "in-plane": "x-y"}
 def split_regions(length: int, n_regions: int) -> list[tuple[int, int]]:
     """Start/stop indices of ``n_regions`` equal slabs along an axis of ``length`` voxels.
 
-    Region 1 starts at index 0 (next to the separator in CONTRACTS.md); sizes differ by at
+    Region 1 starts at index 0 (next to the separator, docs/formats.md); sizes differ by at
     most one voxel.
     """
     if n_regions < 1:

@@ -265,3 +265,44 @@ class Dataset(ProjectObject):
         )
         if charge_state is not None and cell is not None and charge_state.cell_id != cell.pk:
             raise ValidationError({"charge_state": "This charge state belongs to another cell."})
+
+
+def calibration_upload_to(instance: "DetectorCalibration", filename: str) -> str:
+    return f"calibrations/{instance.project_id}/{instance.name}/{PurePosixPath(filename).name}"
+
+
+class DetectorCalibration(ProjectObject):
+    """Per-pixel HEXITEC calibration arrays of a beamtime (docs/formats.md): gradients
+    (keV/ADU), intercepts (keV) and optional thresholds (ADU), 80 x 80 each, stored as
+    uploaded (.npy or text). Event jobs on raw ``.bin`` datasets of the beamtime use it."""
+
+    project = models.ForeignKey(
+        Project, on_delete=models.CASCADE, related_name="detector_calibrations"
+    )
+    beamtime = models.ForeignKey(
+        Beamtime, on_delete=models.CASCADE, related_name="detector_calibrations"
+    )
+    name = models.CharField(max_length=100)
+    gradients = models.FileField(upload_to=calibration_upload_to, max_length=500)
+    intercepts = models.FileField(upload_to=calibration_upload_to, max_length=500)
+    thresholds = models.FileField(upload_to=calibration_upload_to, max_length=500, blank=True)
+    bad_pixels = models.PositiveIntegerField(default=0, help_text="pixels with non-finite maps")
+
+    class Meta:
+        ordering = ["beamtime", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["beamtime", "name"], name="unique_calibration_name")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.beamtime})"
+
+    def get_absolute_url(self) -> str:
+        return self.beamtime.get_absolute_url()
+
+    def engine_paths(self) -> dict[str, str]:
+        """``run_events`` options naming the stored arrays."""
+        paths = {"gradients_path": self.gradients.path, "intercepts_path": self.intercepts.path}
+        if self.thresholds:
+            paths["thresholds_path"] = self.thresholds.path
+        return paths

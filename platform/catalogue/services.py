@@ -43,7 +43,7 @@ def validate_dataset_file(dataset: Dataset, *, compute_checksum: bool = True) ->
         if dataset.kind in ("", "other"):
             dataset.kind = info.kind
         dataset.status = DatasetStatus.READY
-        dataset.status_message = ""
+        dataset.status_message = info.describe()
         dataset.metadata = {**info.metadata, **(dataset.metadata or {}), "format": info.format}
     dataset.save()
     return dataset

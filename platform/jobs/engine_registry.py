@@ -280,6 +280,10 @@ def allowed_parameters(kind: JobKind) -> dict[str, Any]:
     for p in inspect.signature(fn).parameters.values():
         if p.kind is not inspect.Parameter.KEYWORD_ONLY or p.name == "progress":
             continue
+        if p.name.endswith("_path"):
+            # a server file is never user input: the platform fills these from dataset ids
+            # (e.g. a .bin dataset's detector calibration arrays)
+            continue
         default = None if p.default is inspect.Parameter.empty else p.default
         if isinstance(default, tuple):
             default = list(default)

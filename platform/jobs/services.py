@@ -26,6 +26,7 @@ from django.utils import timezone
 import analysis_engine
 from analysis_engine.errors import EngineError, EngineInputError
 from analysis_engine.io.common import to_jsonable
+from analysis_engine.io.export import export_formats, export_result
 
 from . import engine_registry as registry
 from .models import FINISHED_STATUSES, AnalysisJob, JobStatus, Result
@@ -241,6 +242,60 @@ def resolve_inputs(job: AnalysisJob) -> list[tuple[Any, str, str]]:
     return items
 
 
+def result_exports(result: Result) -> list[str]:
+    """The standard formats the result's output converts to (NeXus, .hxt, TIFF, CSV)."""
+    if not result.output_file:
+        return []
+    try:
+        return export_formats(result.output_file.path)
+    except (EngineInputError, OSError):
+        return []
+
+
+def export_result_file(result: Result, fmt: str) -> Path:
+    """The result's output converted to ``fmt``, made once and kept beside it.
+
+    Raises
+    ------
+    EngineInputError
+        The result cannot be exported in that format.
+    """
+    if fmt not in result_exports(result):
+        raise EngineInputError(f"result #{result.pk} offers no {fmt} export")
+    source = Path(result.output_file.path)
+    target = source.parent / "exports" / f"{source.stem}.{fmt}"
+    if not target.exists() or target.stat().st_mtime < source.stat().st_mtime:
+        export_result(source, fmt, target)
+    return target
+
+
+def detector_calibration_options(job: AnalysisJob, inputs) -> dict[str, str]:
+    """Raw HEXITEC ``.bin`` inputs of an events job need their per-pixel arrays: the detector
+    calibration the dataset was imported with, or its beamtime's only one."""
+    from catalogue.models import Dataset, DetectorCalibration
+
+    if job.kind != "events":
+        return {}
+    for obj, _, _ in inputs:
+        metadata = (obj.metadata or {}) if isinstance(obj, Dataset) else {}
+        if metadata.get("format") != "hexitec-bin":
+            continue
+        calibrations = DetectorCalibration.objects.filter(project_id=job.project_id)
+        chosen = metadata.get("detector_calibration")
+        found = calibrations.filter(pk=chosen).first() if chosen else None
+        if found is None and obj.beamtime_id:
+            candidates = list(calibrations.filter(beamtime_id=obj.beamtime_id)[:2])
+            found = candidates[0] if len(candidates) == 1 else None
+        if found is None:
+            raise EngineInputError(
+                f"dataset {obj.name} is a raw HEXITEC .bin stream: it needs a detector "
+                "calibration (gradient and intercept arrays) attached to its beamtime; import "
+                "them with the beamtime manifest's calibrations section"
+            )
+        return found.engine_paths()
+    return {}
+
+
 def input_specs(job: AnalysisJob, inputs=None) -> list[str]:
     """The engine's input arguments: file paths or ``file.h5:/inner`` specs, slot by slot."""
     kind = registry.get_kind(job.kind)
@@ -314,9 +369,8 @@ def execute_job(job_id: int, *, hostname: str = "", task_id: str = "") -> str:
         specs = input_specs(job, inputs)
         progress = job_progress(job.pk)
         progress(0.0, f"{kind.label}: starting")
-        summary = registry.run_engine(
-            kind, specs, str(output_path), job.parameters, progress=progress
-        )
+        parameters = {**job.parameters, **detector_calibration_options(job, inputs)}
+        summary = registry.run_engine(kind, specs, str(output_path), parameters, progress=progress)
         elapsed = time.perf_counter() - started
         if not store_result(job, kind, inputs, output_path, summary, elapsed, hostname, task_id):
             raise JobCancelled(f"job {job_id} was cancelled")

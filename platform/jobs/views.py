@@ -86,6 +86,7 @@ class ResultDetailView(ProjectScopedMixin, DetailView):
         ctx["summary_json"] = json.dumps(self.object.summary, indent=2)
         ctx["provenance_json"] = json.dumps(self.object.provenance, indent=2)
         ctx["can_edit"] = can_edit(self.request.user, self.object.project)
+        ctx["exports"] = services.result_exports(self.object)
         return ctx
 
     def post(self, request, *args, **kwargs):

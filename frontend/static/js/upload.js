@@ -155,6 +155,9 @@
                 status.appendChild(document.createTextNode("Ready: "));
                 status.appendChild(link);
                 status.appendChild(document.createTextNode(" · sha256 " + (state.dataset_sha256 || "").slice(0, 16) + "…"));
+                if (state.dataset_status_message) {  // what the format check found
+                  status.appendChild(el("div", { class: "found" }, state.dataset_status_message));
+                }
               }
               item.dataset.datasetId = id;
               showUnfinished();

@@ -9,7 +9,7 @@ from rest_framework import serializers
 
 from jobs import engine_registry as registry
 from jobs.models import AnalysisJob, Comment, Result
-from jobs.services import pipeline_progress
+from jobs.services import pipeline_progress, result_exports
 
 
 class ResultBriefSerializer(serializers.ModelSerializer):
@@ -184,7 +184,7 @@ class ResultSerializer(serializers.ModelSerializer):
     def get_files(self, obj) -> dict:
         if not obj.output_file:
             return {}
-        return {
+        files = {
             "output": {
                 "url": reverse("result-download", args=[obj.pk]),
                 "name": obj.output_file.name.rsplit("/", 1)[-1],
@@ -192,6 +192,13 @@ class ResultSerializer(serializers.ModelSerializer):
                 "size": obj.size,
             }
         }
+        stem = files["output"]["name"].rsplit(".", 1)[0]
+        for fmt in result_exports(obj):  # converted on first download
+            files[fmt] = {
+                "url": reverse("result-export", kwargs={"pk": obj.pk, "fmt": fmt}),
+                "name": f"{stem}.{fmt}",
+            }
+        return files
 
     def get_figure_names(self, obj) -> list[str]:
         return obj.figure_names

@@ -13,6 +13,7 @@ from rest_framework.exceptions import PermissionDenied
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
+from analysis_engine.errors import EngineInputError
 from jobs import engine_registry as registry
 from jobs import services
 from jobs.api.serializers import (
@@ -166,6 +167,22 @@ class ResultViewSet(
             as_attachment=True,
             filename=result.output_file.name.rsplit("/", 1)[-1],
         )
+
+    @extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY})
+    @action(
+        detail=True,
+        methods=["get"],
+        url_path=r"export/(?P<fmt>nxs|hxt|tif|csv)",
+        url_name="export",
+    )
+    def export(self, request, pk=None, fmt=None):
+        """The output file converted: NeXus NXdata (nxs), HEXITEC .hxt, TIFF or CSV."""
+        result = self.get_object()
+        try:
+            path = services.export_result_file(result, fmt)
+        except EngineInputError as exc:
+            raise Http404(str(exc)) from None
+        return FileResponse(open(path, "rb"), as_attachment=True, filename=path.name)  # noqa: SIM115
 
     @extend_schema(request=CommentSerializer, responses=CommentSerializer(many=True))
     @action(detail=True, methods=["get", "post"], permission_classes=[IsAuthenticated])

@@ -5,6 +5,11 @@
 Creates or reuses the Beamtime, Samples, Cells and ChargeStates the manifest names, copies
 every listed file into the project's dataset storage and validates it with
 ``analysis_engine.io.sniff`` (status ``ready``, or ``rejected`` with the engine's message).
+Per-pixel HEXITEC calibration arrays listed under ``calibrations`` are checked with the engine
+(80 x 80, non-finite = bad pixel) before anything is created, stored as detector calibrations
+of the beamtime, and linked to the ``.bin`` datasets that name them (``metadata
+["detector_calibration"]``); event jobs on those datasets use them.
+
 Idempotent: a file whose sha256 and links (kind, cell, charge state, region) match an existing
 dataset of the project is skipped, so running it twice creates nothing new.
 """
@@ -19,6 +24,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from analysis_engine.errors import EngineInputError
+from analysis_engine.io.hexitec_native import read_pixel_calibration
 from analysis_engine.io.manifest import BeamtimeManifest, read_manifest
 
 __all__ = ["ImportSummary", "import_beamtime", "resolve_project"]
@@ -77,11 +83,27 @@ def import_beamtime(
         The manifest is missing or invalid (every problem is listed), or a cell's cathode is
         neither in the manifest nor already in the project.
     """
-    from catalogue.models import Beamtime, Cell, ChargeState, Dataset, DatasetStatus, Sample
+    from catalogue.models import (
+        Beamtime,
+        Cell,
+        ChargeState,
+        Dataset,
+        DatasetStatus,
+        DetectorCalibration,
+        Sample,
+    )
     from catalogue.services import file_sha256, validate_dataset_file
 
     manifest = manifest or read_manifest(directory)
     summary = ImportSummary()
+    if manifest.calibrations and not manifest.beamtime:
+        raise EngineInputError(
+            "the manifest lists detector calibrations but no beamtime to attach them to"
+        )
+    checked = {
+        c.name: read_pixel_calibration(c.gradients, c.intercepts, c.thresholds)
+        for c in manifest.calibrations
+    }
     with transaction.atomic():
         beamtime = None
         if manifest.beamtime:
@@ -114,6 +136,25 @@ def import_beamtime(
                 Cell, summary, {"project": project, "name": name}, {**fields, "cathode": cathode}
             )
         summary.cells = list(cells.values())
+        calibrations = {}
+        for cal in manifest.calibrations:
+            obj = DetectorCalibration.objects.filter(beamtime=beamtime, name=cal.name).first()
+            summary.count("DetectorCalibration", obj is None)
+            if obj is None:
+                obj = DetectorCalibration(
+                    project=project,
+                    beamtime=beamtime,
+                    name=cal.name,
+                    notes=cal.notes,
+                    bad_pixels=int(checked[cal.name].bad_pixels.sum()),
+                )
+                for field_name in ("gradients", "intercepts", "thresholds"):
+                    source = getattr(cal, field_name)
+                    if source is not None:
+                        with open(source, "rb") as fh:
+                            getattr(obj, field_name).save(source.name, File(fh), save=False)
+                obj.save()
+            calibrations[cal.name] = obj
         states = {}
         for s in manifest.charge_states:
             fields = dict(s)
@@ -171,7 +212,12 @@ def import_beamtime(
             status=DatasetStatus.VALIDATING,
             created_by=user,
             notes=entry.notes,
-            metadata={"imported_from": entry.relative_path},
+            metadata={"imported_from": entry.relative_path}
+            | (
+                {"detector_calibration": calibrations[entry.calibration].pk}
+                if entry.calibration
+                else {}
+            ),
         )
         with open(entry.path, "rb") as fh:
             dataset.file.save(name, File(fh, name=name), save=False)
