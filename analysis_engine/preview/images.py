@@ -20,6 +20,7 @@ __all__ = [
     "auto_window",
     "center_candidates",
     "reconstruct_at_centers",
+    "colorize",
 ]
 
 
@@ -157,3 +158,58 @@ def reconstruct_at_centers(
             f"detector (0..{n_cols - 1})"
         )
     return np.stack([fbp(sino, angles, float(c), backend=backend) for c in centres])
+
+
+#: viridis at five stops (matplotlib's values at 0, 0.25, 0.5, 0.75, 1), linearly interpolated
+VIRIDIS_STOPS = np.array(
+    [[68, 1, 84], [59, 82, 139], [33, 145, 140], [94, 201, 98], [253, 231, 37]], dtype=np.float64
+)
+
+
+def colorize(
+    image: ArrayLike,
+    *,
+    window: tuple[float, float] | None = None,
+    size_px: int | None = None,
+) -> np.ndarray:
+    """An RGBA picture of a 2D map: viridis over ``window`` (default :func:`auto_window`).
+
+    Parameters
+    ----------
+    image : array_like, shape (rows, cols)
+        Values; NaN/inf pixels come out transparent.
+    window : (low, high), optional
+        Values mapped to the ends of the colour map (clipped outside).
+    size_px : int, optional
+        Longest side of the output: the map is block-averaged down (:func:`block_mean`) or
+        repeated up (nearest neighbour, integer factor) towards it.
+
+    Returns
+    -------
+    ndarray, shape (rows', cols', 4), uint8
+    """
+    values = np.asarray(image, dtype=np.float64)
+    if values.ndim != 2 or values.size == 0:
+        raise EngineInputError(f"expected a non-empty 2D map, got shape {values.shape}")
+    if size_px is not None:
+        if size_px < 1:
+            raise EngineInputError(f"size_px must be >= 1 (got {size_px})")
+        longest = max(values.shape)
+        if longest > size_px:
+            values = block_mean(values, step=view_step(values.shape, max_pixels=size_px))
+            values = values.astype(np.float64)
+        elif longest * 2 <= size_px:
+            k = size_px // longest
+            values = np.repeat(np.repeat(values, k, axis=0), k, axis=1)
+    low, high = auto_window(values) if window is None else (float(window[0]), float(window[1]))
+    span = high - low if high > low else 1.0
+    finite = np.isfinite(values)
+    t = np.clip((np.where(finite, values, low) - low) / span, 0.0, 1.0)
+    x = t * (len(VIRIDIS_STOPS) - 1)
+    i = np.minimum(np.floor(x).astype(np.int64), len(VIRIDIS_STOPS) - 2)
+    f = (x - i)[..., None]
+    rgb = VIRIDIS_STOPS[i] * (1.0 - f) + VIRIDIS_STOPS[i + 1] * f
+    out = np.empty(values.shape + (4,), dtype=np.uint8)
+    out[..., :3] = np.rint(rgb).astype(np.uint8)
+    out[..., 3] = np.where(finite, 255, 0)
+    return out
