@@ -21,6 +21,7 @@ __all__ = [
     "center_candidates",
     "reconstruct_at_centers",
     "colorize",
+    "block_reduce_3d",
 ]
 
 
@@ -213,3 +214,43 @@ def colorize(
     out[..., :3] = np.rint(rgb).astype(np.uint8)
     out[..., 3] = np.where(finite, 255, 0)
     return out
+
+
+def block_reduce_3d(volume: ArrayLike, *, step: int, how: str = "mean") -> np.ndarray:
+    """Mean (NaN left out) or maximum over ``step`` x ``step`` x ``step`` blocks of a volume.
+
+    The viewer's side planes (y, x) of a large volume come from this reduced copy, built once
+    slab by slab along z: a plane of it is a ``step``-voxel-thick slab of the volume seen at
+    ``step`` x ``step`` pixels, read without touching every chunk of the original file.
+
+    Parameters
+    ----------
+    volume : array_like, shape (z, y, x)
+        A slab of whole ``step``-thick blocks along z (the last one may be thinner).
+    step : int
+        Block side in voxels (>= 1).
+    how : {"mean", "max"}
+        "mean" for grey values (float32 out), "max" for masks (uint8 out, a pore stays visible).
+
+    Returns
+    -------
+    ndarray, shape (ceil(z / step), ceil(y / step), ceil(x / step))
+    """
+    vol = np.asarray(volume)
+    if vol.ndim != 3:
+        raise EngineInputError(f"expected a 3D volume, got shape {vol.shape}")
+    if step < 1:
+        raise EngineInputError(f"the block side must be an integer >= 1 (got {step})")
+    if how not in ("mean", "max"):
+        raise EngineInputError(f"how must be 'mean' or 'max' (got {how!r})")
+    z, y, x = vol.shape
+    zb, yb, xb = -(-z // step), -(-y // step), -(-x // step)
+    fill = np.nan if how == "mean" else 0.0
+    padded = np.full((zb * step, yb * step, xb * step), fill, dtype=np.float32)
+    padded[:z, :y, :x] = vol
+    blocks = padded.reshape(zb, step, yb, step, xb, step)
+    if how == "max":
+        return blocks.max(axis=(1, 3, 5)).astype(np.uint8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN blocks stay NaN
+        return np.nanmean(blocks, axis=(1, 3, 5)).astype(np.float32)

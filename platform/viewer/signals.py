@@ -1,4 +1,5 @@
-"""Start a dataset's preview job when it becomes ready.
+"""Start a dataset's preview job when it becomes ready, and the build of the reduced volume
+copies for the viewer's side planes when a reconstruction or segmentation is stored.
 
 ``post_save`` of a Dataset whose status is ready, whose kind has a preview and whose current
 file has no stored preview yet enqueues ``viewer.compute_dataset_preview`` once the
@@ -10,17 +11,21 @@ from __future__ import annotations
 
 import logging
 
-from catalogue.models import Dataset, DatasetStatus
+from catalogue.models import Dataset, DatasetKind, DatasetStatus
 from django.core.files.storage import default_storage
 from django.db import transaction
 from django.db.models.signals import post_save
+from jobs.models import Result
 
 from analysis_engine.errors import EngineError
 
 from . import previews
-from .tasks import compute_dataset_preview
+from .tasks import build_view_volumes, compute_dataset_preview
 
 log = logging.getLogger(__name__)
+
+
+VOLUME_RESULT_KINDS = ("reconstruct", "segment")
 
 
 def dataset_saved(sender, instance: Dataset, **kwargs) -> None:
@@ -33,14 +38,23 @@ def dataset_saved(sender, instance: Dataset, **kwargs) -> None:
         return  # no file to preview; the page says so on request
     dataset_id = instance.pk
     transaction.on_commit(lambda: _enqueue(compute_dataset_preview, dataset_id))
+    if instance.kind == DatasetKind.XCT_RECONSTRUCTION:  # first time ready: its side planes
+        transaction.on_commit(lambda: _enqueue(build_view_volumes, "datasets", dataset_id))
 
 
-def _enqueue(task, dataset_id: int) -> None:
+def result_saved(sender, instance: Result, created: bool = False, **kwargs) -> None:
+    if created and instance.kind in VOLUME_RESULT_KINDS and instance.output_file:
+        pk = instance.pk
+        transaction.on_commit(lambda: _enqueue(build_view_volumes, "results", pk))
+
+
+def _enqueue(task, *args) -> None:
     try:
-        task.delay(dataset_id)
+        task.delay(*args)
     except Exception as exc:  # noqa: BLE001 - a broker hiccup must not fail the upload
-        log.warning("could not enqueue the preview of dataset %s: %s", dataset_id, exc)
+        log.warning("could not enqueue %s%s: %s", task.name, args, exc)
 
 
 def connect() -> None:
     post_save.connect(dataset_saved, sender=Dataset, dispatch_uid="viewer-dataset-preview")
+    post_save.connect(result_saved, sender=Result, dispatch_uid="viewer-result-volumes")
