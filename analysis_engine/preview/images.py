@@ -245,6 +245,14 @@ def block_reduce_3d(volume: ArrayLike, *, step: int, how: str = "mean") -> np.nd
         raise EngineInputError(f"how must be 'mean' or 'max' (got {how!r})")
     z, y, x = vol.shape
     zb, yb, xb = -(-z // step), -(-y // step), -(-x // step)
+    whole = z % step == 0 and y % step == 0 and x % step == 0
+    if how == "mean" and whole and not np.isnan(vol).any():
+        # fast path (no padding, no NaN): separable sums, one axis at a time
+        v = vol.astype(np.float32, copy=False)
+        acc = v.reshape(zb, step, y, x).sum(axis=1, dtype=np.float32)
+        acc = acc.reshape(zb, y, xb, step).sum(axis=3)
+        acc = acc.reshape(zb, yb, step, xb).sum(axis=2)
+        return (acc / np.float32(step**3)).astype(np.float32)
     fill = np.nan if how == "mean" else 0.0
     padded = np.full((zb * step, yb * step, xb * step), fill, dtype=np.float32)
     padded[:z, :y, :x] = vol

@@ -26,6 +26,8 @@ def test_block_reduce_matches_loops_with_ragged_edges_and_nan():
     vol = np.random.default_rng(4).normal(size=(7, 10, 9))
     vol[0, 0, 0] = np.nan
     np.testing.assert_allclose(block_reduce_3d(vol, step=3), _loops(vol, 3, "mean"), rtol=1e-5)
+    whole = np.random.default_rng(5).normal(size=(6, 9, 12))  # divisible: the fast path
+    np.testing.assert_allclose(block_reduce_3d(whole, step=3), _loops(whole, 3, "mean"), rtol=1e-5)
     mask = (vol > 1.5).astype(np.uint8)
     got = block_reduce_3d(mask, step=4, how="max")
     assert got.dtype == np.uint8
