@@ -68,11 +68,10 @@ def cell_thumbnails(project, *, limit_cells: int = 24) -> list[dict]:
             if res.region in seen_regions or len(seen_regions) >= MAX_PER_KIND:
                 continue
             seen_regions.add(res.region)
-            state = res.charge_state.state if res.charge_state_id else ""
-            where = f"region {res.region}" if res.region else "map"
-            thumbs.append(
-                Thumbnail(f"Li, {state} {where}".replace("  ", " "), res, "li", _exists(res))
-            )
+            words = [res.charge_state.state if res.charge_state_id else ""]
+            words.append(f"region {res.region}" if res.region else "map")
+            label = "Li, " + " ".join(w for w in words if w)
+            thumbs.append(Thumbnail(label, res, "li", _exists(res)))
         thumbs.sort(key=lambda t: t.result.region or 0)
         seg = _latest(cell, "segment").first()
         if seg is not None:

@@ -155,6 +155,8 @@ def test_electrochem_job_takes_area_and_concentration_from_the_catalogue(
             assert row["d_overall_1e-9_cm2_s"] == pytest.approx(D_DIT * 1e9, rel=1e-4)
             assert row["d_overall_sigma_1e-9_cm2_s"] >= 0
             assert row["directional_over_overall"] == pytest.approx(d_sim / (D_DIT * 1e9), abs=0.06)
+    sample_rows = reports.build_sample_report(cell.cathode)["tables"]["diffusivity"]
+    assert len(sample_rows) == 6 and {row["cell"] for row in sample_rows} == {"DIT"}
     overview = reports.build_cell_report(cell)["tables"]["methods"]
     assert overview[0]["d_overall_1e-9_cm2_s"] == pytest.approx(D_DIT * 1e9, rel=1e-4)
 
