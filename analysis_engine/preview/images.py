@@ -32,6 +32,24 @@ def view_step(shape: tuple[int, int], *, max_pixels: int) -> int:
     return max(1, math.ceil(max(shape) / max_pixels))
 
 
+def _block_sum(array: np.ndarray, step: int, axes: tuple[int, ...]) -> np.ndarray:
+    """Sums over ``step``-long runs along ``axes`` (each divisible by ``step``), float32.
+
+    ``step`` strided slices added together: a few passes over memory, about three times
+    faster than numpy's reduction over a short reshaped axis.
+    """
+    out = array
+    for axis in axes:
+        take = [slice(None)] * out.ndim
+        take[axis] = slice(0, None, step)
+        acc = out[tuple(take)].astype(np.float32, copy=True)
+        for k in range(1, step):
+            take[axis] = slice(k, None, step)
+            acc += out[tuple(take)]
+        out = acc
+    return out
+
+
 def _blocks(image: np.ndarray, step: int) -> np.ndarray:
     if step < 1:
         raise EngineInputError(f"the downsampling step must be an integer >= 1 (got {step})")
@@ -65,10 +83,8 @@ def block_mean(image: ArrayLike, *, step: int) -> np.ndarray:
     if h % step == 0 and w % step == 0:
         # fast path: no padding; a NaN anywhere shows up in its block's mean, then the slow
         # path below leaves NaN pixels out
-        fast = (
-            image.astype(np.float32, copy=False)
-            .reshape(h // step, step, w // step, step)
-            .mean(axis=(1, 3), dtype=np.float32)
+        fast = _block_sum(image.astype(np.float32, copy=False), step, (0, 1)) / np.float32(
+            step * step
         )
         if not np.isnan(fast).any():
             return fast
@@ -248,11 +264,8 @@ def block_reduce_3d(volume: ArrayLike, *, step: int, how: str = "mean") -> np.nd
     whole = z % step == 0 and y % step == 0 and x % step == 0
     if how == "mean" and whole and not np.isnan(vol).any():
         # fast path (no padding, no NaN): separable sums, one axis at a time
-        v = vol.astype(np.float32, copy=False)
-        acc = v.reshape(zb, step, y, x).sum(axis=1, dtype=np.float32)
-        acc = acc.reshape(zb, y, xb, step).sum(axis=3)
-        acc = acc.reshape(zb, yb, step, xb).sum(axis=2)
-        return (acc / np.float32(step**3)).astype(np.float32)
+        acc = _block_sum(vol.astype(np.float32, copy=False), step, (0, 1, 2))
+        return acc / np.float32(step**3)
     fill = np.nan if how == "mean" else 0.0
     padded = np.full((zb * step, yb * step, xb * step), fill, dtype=np.float32)
     padded[:z, :y, :x] = vol

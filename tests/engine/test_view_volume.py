@@ -9,7 +9,7 @@ import pytest
 
 from analysis_engine.errors import EngineInputError
 from analysis_engine.io.slices import VIEW_VOLUME_PATH, iter_volume_slabs, write_view_volume
-from analysis_engine.preview import block_reduce_3d
+from analysis_engine.preview import block_mean, block_reduce_3d
 
 
 def _loops(vol, s, how):
@@ -57,3 +57,15 @@ def test_slabs_written_and_read_back(tmp_path):
             tmp_path / "bad.h5", (1, 2, 2), np.float32, iter([(0, np.zeros((2, 2, 2)))])
         )
     assert not (tmp_path / "bad.h5").exists()  # nothing partial left behind
+
+
+def test_block_mean_fast_and_nan_paths_match_loops():
+    img = np.random.default_rng(7).normal(size=(12, 8))
+    # 2D blocks = 3D blocks of the image repeated over a whole block of slices
+    expected = _loops(img[None].repeat(4, 0), 4, "mean")[0]
+    np.testing.assert_allclose(block_mean(img, step=4), expected, rtol=1e-5)
+    img[1, 1] = np.nan  # the fast path sees the NaN and falls back to the NaN-aware mean
+    got = block_mean(img, step=4)
+    assert np.isfinite(got).all()
+    assert got[0, 0] == pytest.approx(np.nanmean(img[:4, :4]), rel=1e-6)
+    assert expected.shape == got.shape
