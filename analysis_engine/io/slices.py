@@ -8,6 +8,7 @@ event list; NXtomo images by role (projection, flat, dark) and sinograms of one 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ import h5py
 import numpy as np
 
 from analysis_engine.errors import EngineInputError
-from analysis_engine.io.common import open_hdf5
+from analysis_engine.io.common import atomic_output, open_hdf5
 from analysis_engine.io.hexitec import HexitecEventReader
 
 __all__ = [
@@ -27,7 +28,13 @@ __all__ = [
     "read_image_stack_plane",
     "read_events_head",
     "dataset_paths",
+    "iter_volume_slabs",
+    "write_view_volume",
+    "VIEW_VOLUME_PATH",
 ]
+
+#: where a reduced copy of a volume (for the viewer's side planes) keeps its voxels
+VIEW_VOLUME_PATH = "/view"
 
 
 @dataclass(frozen=True)
@@ -236,3 +243,52 @@ def read_events_head(path: str | os.PathLike, *, max_events: int) -> dict[str, A
         "rows": rows,
         "cols": cols,
     }
+
+
+def iter_volume_slabs(
+    path: str | os.PathLike, dataset: str, *, thickness: int
+) -> Iterator[tuple[int, np.ndarray]]:
+    """``(start, volume[start:start + thickness])`` along axis 0, in order: each slab is read
+    as whole z chunks (a reconstruction is chunked one slice per chunk), so one pass over the
+    volume reads every byte once."""
+    if thickness < 1:
+        raise EngineInputError(f"slab thickness must be >= 1 (got {thickness})")
+    name = Path(path).name
+    with open_hdf5(path) as f:
+        ds = _dataset(f, dataset, name)
+        if ds.ndim != 3:
+            raise EngineInputError(f"{name}:{dataset} is not a 3D volume (shape {ds.shape})")
+        for start in range(0, ds.shape[0], thickness):
+            yield start, np.asarray(ds[start : start + thickness])
+
+
+def write_view_volume(
+    path: str | os.PathLike,
+    shape: tuple[int, int, int],
+    dtype: np.dtype | str,
+    slabs: Iterator[tuple[int, np.ndarray]],
+    *,
+    attrs: dict[str, Any] | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> None:
+    """Write a reduced volume of ``shape`` at ``VIEW_VOLUME_PATH`` from ``(start, slab)`` pairs,
+    atomically, chunked in cubes of up to 32 voxels (uncompressed) so that a plane along any
+    axis reads a few hundred small chunks instead of the whole file.
+
+    Raises
+    ------
+    EngineInputError
+        A slab that does not fit ``shape``.
+    """
+    chunks = tuple(max(1, min(32, int(n))) for n in shape)
+    with atomic_output(path) as tmp, h5py.File(tmp, "w") as f:
+        ds = f.create_dataset(VIEW_VOLUME_PATH, shape=shape, dtype=dtype, chunks=chunks)
+        for key, value in (attrs or {}).items():
+            ds.attrs[key] = value
+        for start, slab in slabs:
+            stop = start + slab.shape[0]
+            if slab.shape[1:] != tuple(shape[1:]) or stop > shape[0]:
+                raise EngineInputError(f"slab {slab.shape} at {start} does not fit {shape}")
+            ds[start:stop] = slab
+            if progress is not None:
+                progress(stop)

@@ -20,6 +20,8 @@ __all__ = [
     "auto_window",
     "center_candidates",
     "reconstruct_at_centers",
+    "colorize",
+    "block_reduce_3d",
 ]
 
 
@@ -28,6 +30,24 @@ def view_step(shape: tuple[int, int], *, max_pixels: int) -> int:
     if max_pixels < 1:
         raise EngineInputError(f"max_pixels must be >= 1 (got {max_pixels})")
     return max(1, math.ceil(max(shape) / max_pixels))
+
+
+def _block_sum(array: np.ndarray, step: int, axes: tuple[int, ...]) -> np.ndarray:
+    """Sums over ``step``-long runs along ``axes`` (each divisible by ``step``), float32.
+
+    ``step`` strided slices added together: a few passes over memory, about three times
+    faster than numpy's reduction over a short reshaped axis.
+    """
+    out = array
+    for axis in axes:
+        take = [slice(None)] * out.ndim
+        take[axis] = slice(0, None, step)
+        acc = out[tuple(take)].astype(np.float32, copy=True)
+        for k in range(1, step):
+            take[axis] = slice(k, None, step)
+            acc += out[tuple(take)]
+        out = acc
+    return out
 
 
 def _blocks(image: np.ndarray, step: int) -> np.ndarray:
@@ -63,10 +83,8 @@ def block_mean(image: ArrayLike, *, step: int) -> np.ndarray:
     if h % step == 0 and w % step == 0:
         # fast path: no padding; a NaN anywhere shows up in its block's mean, then the slow
         # path below leaves NaN pixels out
-        fast = (
-            image.astype(np.float32, copy=False)
-            .reshape(h // step, step, w // step, step)
-            .mean(axis=(1, 3), dtype=np.float32)
+        fast = _block_sum(image.astype(np.float32, copy=False), step, (0, 1)) / np.float32(
+            step * step
         )
         if not np.isnan(fast).any():
             return fast
@@ -157,3 +175,103 @@ def reconstruct_at_centers(
             f"detector (0..{n_cols - 1})"
         )
     return np.stack([fbp(sino, angles, float(c), backend=backend) for c in centres])
+
+
+#: viridis at five stops (matplotlib's values at 0, 0.25, 0.5, 0.75, 1), linearly interpolated
+VIRIDIS_STOPS = np.array(
+    [[68, 1, 84], [59, 82, 139], [33, 145, 140], [94, 201, 98], [253, 231, 37]], dtype=np.float64
+)
+
+
+def colorize(
+    image: ArrayLike,
+    *,
+    window: tuple[float, float] | None = None,
+    size_px: int | None = None,
+) -> np.ndarray:
+    """An RGBA picture of a 2D map: viridis over ``window`` (default :func:`auto_window`).
+
+    Parameters
+    ----------
+    image : array_like, shape (rows, cols)
+        Values; NaN/inf pixels come out transparent.
+    window : (low, high), optional
+        Values mapped to the ends of the colour map (clipped outside).
+    size_px : int, optional
+        Longest side of the output: the map is block-averaged down (:func:`block_mean`) or
+        repeated up (nearest neighbour, integer factor) towards it.
+
+    Returns
+    -------
+    ndarray, shape (rows', cols', 4), uint8
+    """
+    values = np.asarray(image, dtype=np.float64)
+    if values.ndim != 2 or values.size == 0:
+        raise EngineInputError(f"expected a non-empty 2D map, got shape {values.shape}")
+    if size_px is not None:
+        if size_px < 1:
+            raise EngineInputError(f"size_px must be >= 1 (got {size_px})")
+        longest = max(values.shape)
+        if longest > size_px:
+            values = block_mean(values, step=view_step(values.shape, max_pixels=size_px))
+            values = values.astype(np.float64)
+        elif longest * 2 <= size_px:
+            k = size_px // longest
+            values = np.repeat(np.repeat(values, k, axis=0), k, axis=1)
+    low, high = auto_window(values) if window is None else (float(window[0]), float(window[1]))
+    span = high - low if high > low else 1.0
+    finite = np.isfinite(values)
+    t = np.clip((np.where(finite, values, low) - low) / span, 0.0, 1.0)
+    x = t * (len(VIRIDIS_STOPS) - 1)
+    i = np.minimum(np.floor(x).astype(np.int64), len(VIRIDIS_STOPS) - 2)
+    f = (x - i)[..., None]
+    rgb = VIRIDIS_STOPS[i] * (1.0 - f) + VIRIDIS_STOPS[i + 1] * f
+    out = np.empty(values.shape + (4,), dtype=np.uint8)
+    out[..., :3] = np.rint(rgb).astype(np.uint8)
+    out[..., 3] = np.where(finite, 255, 0)
+    return out
+
+
+def block_reduce_3d(volume: ArrayLike, *, step: int, how: str = "mean") -> np.ndarray:
+    """Mean (NaN left out) or maximum over ``step`` x ``step`` x ``step`` blocks of a volume.
+
+    The viewer's side planes (y, x) of a large volume come from this reduced copy, built once
+    slab by slab along z: a plane of it is a ``step``-voxel-thick slab of the volume seen at
+    ``step`` x ``step`` pixels, read without touching every chunk of the original file.
+
+    Parameters
+    ----------
+    volume : array_like, shape (z, y, x)
+        A slab of whole ``step``-thick blocks along z (the last one may be thinner).
+    step : int
+        Block side in voxels (>= 1).
+    how : {"mean", "max"}
+        "mean" for grey values (float32 out), "max" for masks (uint8 out, a pore stays visible).
+
+    Returns
+    -------
+    ndarray, shape (ceil(z / step), ceil(y / step), ceil(x / step))
+    """
+    vol = np.asarray(volume)
+    if vol.ndim != 3:
+        raise EngineInputError(f"expected a 3D volume, got shape {vol.shape}")
+    if step < 1:
+        raise EngineInputError(f"the block side must be an integer >= 1 (got {step})")
+    if how not in ("mean", "max"):
+        raise EngineInputError(f"how must be 'mean' or 'max' (got {how!r})")
+    z, y, x = vol.shape
+    zb, yb, xb = -(-z // step), -(-y // step), -(-x // step)
+    whole = z % step == 0 and y % step == 0 and x % step == 0
+    if how == "mean" and whole and not np.isnan(vol).any():
+        # fast path (no padding, no NaN): separable sums, one axis at a time
+        acc = _block_sum(vol.astype(np.float32, copy=False), step, (0, 1, 2))
+        return acc / np.float32(step**3)
+    fill = np.nan if how == "mean" else 0.0
+    padded = np.full((zb * step, yb * step, xb * step), fill, dtype=np.float32)
+    padded[:z, :y, :x] = vol
+    blocks = padded.reshape(zb, step, yb, step, xb, step)
+    if how == "max":
+        return blocks.max(axis=(1, 3, 5)).astype(np.uint8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN blocks stay NaN
+        return np.nanmean(blocks, axis=(1, 3, 5)).astype(np.float32)

@@ -47,6 +47,8 @@ class CellForm(CatalogueForm):
             "counter_electrode",
             "separator",
             "electrolyte",
+            "electrode_area_cm2",
+            "li_concentration_mol_l",
             "assembly_date",
             "notes",
         ]

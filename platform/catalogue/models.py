@@ -96,6 +96,21 @@ class Cell(ProjectObject):
     separator = models.CharField(max_length=100, blank=True)
     electrolyte = models.CharField(max_length=200, blank=True)
     assembly_date = models.DateField(null=True, blank=True)
+    # what the EIS analysis needs to turn the Warburg coefficient into D_overall
+    electrode_area_cm2 = models.FloatField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1e-6)],
+        verbose_name="electrode area (cm2)",
+        help_text="Geometric area of the cathode disc, e.g. 1.13 for a 12 mm disc",
+    )
+    li_concentration_mol_l = models.FloatField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1e-9)],
+        verbose_name="Li+ concentration (mol/L)",
+        help_text="Li+ concentration of the electrolyte, e.g. 1.0 for 1 M LiPF6",
+    )
 
     url_name = "cell"
 

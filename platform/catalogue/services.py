@@ -68,3 +68,55 @@ def delete_refusal(obj) -> str | None:
 
         return protected_message(exc)
     return None
+
+
+#: engine option -> (Cell field, factor from the catalogue's unit to the engine's)
+CELL_ENGINE_OPTIONS = {
+    "area_cm2": ("electrode_area_cm2", 1.0),
+    "concentration_mol_cm3": ("li_concentration_mol_l", 1e-3),  # 1 mol/L = 1e-3 mol/cm^3
+}
+
+
+def cell_engine_options(cell) -> dict[str, float]:
+    """The engine options a cell's catalogue entry fixes (electrode area, Li+ concentration),
+    in the engine's units; fields left empty are left out."""
+    if cell is None:
+        return {}
+    out = {}
+    for option, (field, factor) in CELL_ENGINE_OPTIONS.items():
+        value = getattr(cell, field, None)
+        if value is not None:
+            out[option] = float(value) * factor
+    return out
+
+
+def with_catalogue_options(accepted, cell, parameters: dict) -> dict:
+    """``parameters`` with the options the cell's catalogue entry fixes, for an engine function
+    that accepts them (``accepted``: its option names). The catalogue is the record of the
+    cell, so it wins; a parameter given explicitly that contradicts it is refused rather than
+    silently overridden; options the catalogue leaves empty fall back to the parameters (and
+    then the engine's defaults).
+
+    Raises
+    ------
+    EngineInputError
+        A parameter that disagrees with the catalogue by more than 1e-9 relative.
+    """
+    params = dict(parameters)
+    for option, value in cell_engine_options(cell).items():
+        if option not in accepted:
+            continue
+        given = params.get(option)
+        if given is not None:
+            try:
+                same = abs(float(given) - value) <= 1e-9 * max(abs(value), 1e-300)
+            except (TypeError, ValueError):
+                same = False
+            if not same:
+                field = CELL_ENGINE_OPTIONS[option][0]
+                raise EngineInputError(
+                    f"{option}={given!r} contradicts cell {cell.name}'s catalogue entry "
+                    f"({field} gives {value:g}); edit the cell or leave {option} out"
+                )
+        params[option] = value
+    return {k: params[k] for k in sorted(params)}

@@ -12,10 +12,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import h5py
 import numpy as np
 
 from analysis_engine.compton.calibration import DEFAULT_CALIBRATION
+from analysis_engine.io.results import ResultContents, read_result, read_result_plane
 from analysis_engine.registration.downsample import COMPTON_PIXEL_UM
 
 __all__ = [
@@ -270,12 +270,11 @@ def _bar(labels, values, *, title, ytitle) -> dict:
     }
 
 
-def _get(f: h5py.File, name: str) -> np.ndarray | None:
-    obj = f.get(name)
-    return obj[()] if isinstance(obj, h5py.Dataset) else None
+def _get(f: ResultContents, name: str) -> np.ndarray | None:
+    return f.get(name)
 
 
-def _events_figures(f: h5py.File, summary) -> dict:
+def _events_figures(f: ResultContents, summary) -> dict:
     figs = {}
     bins, summed = _get(f, "energy_bins"), _get(f, "summed_histogram")
     if bins is not None and summed is not None:
@@ -288,13 +287,13 @@ def _events_figures(f: h5py.File, summary) -> dict:
             log_y=True,
         )
     hist = f.get("pixel_histograms")
-    if isinstance(hist, h5py.Dataset):
-        counts = np.asarray(hist[()], dtype=np.float64).sum(axis=-1)
+    if hist is not None:
+        counts = np.asarray(hist, dtype=np.float64).sum(axis=-1)
         figs["counts"] = _map_figure(counts, title="Counts per pixel", colorbar="counts")
     return figs
 
 
-def _compton_figures(f: h5py.File, summary) -> dict:
+def _compton_figures(f: ResultContents, summary) -> dict:
     figs = {}
     for name, title, bar in (
         ("li_stoichiometry", "Li stoichiometry map", "1 - x"),
@@ -326,7 +325,7 @@ def _compton_figures(f: h5py.File, summary) -> dict:
     return figs
 
 
-def _segment_figures(f: h5py.File, summary) -> dict:
+def _segment_figures(f: ResultContents, summary) -> dict:
     figs = {}
     lateral = _get(f, "lateral_porosity")
     voxel_um = float(f.attrs.get("voxel_size_um", 0) or 0) or None
@@ -349,21 +348,14 @@ def _segment_figures(f: h5py.File, summary) -> dict:
     return figs
 
 
-def _first_dataset(f: h5py.File, names: Sequence[str]) -> np.ndarray | None:
-    for name in names:
-        arr = _get(f, name)
-        if arr is not None:
-            return arr
-    return None
-
-
-def _tortuosity_figures(f: h5py.File, summary) -> dict:
+def _tortuosity_figures(f: ResultContents, summary) -> dict:
     figs = {}
-    field = _first_dataset(f, ("concentration", "fields/concentration"))
-    if field is not None and field.ndim == 3:
-        mid = field.shape[2] // 2
+    # only the middle plane of the 3D field is read
+    name = next((n for n in ("/concentration", "/fields/concentration") if n in f.shapes), None)
+    mid = read_result_plane(f.path, name, axis=2) if name else None
+    if mid is not None:
         figs["concentration"] = _map_figure(
-            field[:, :, mid], title="Concentration (mid slice)", colorbar="C", pixel_mm=1.0
+            mid, title="Concentration (mid slice)", colorbar="C", pixel_mm=1.0
         )
     if summary.get("tau") is not None:
         figs["tortuosity"] = _bar(
@@ -375,12 +367,12 @@ def _tortuosity_figures(f: h5py.File, summary) -> dict:
     return figs
 
 
-def _eis_figures(f: h5py.File, summary) -> dict:
+def _eis_figures(f: ResultContents, summary) -> dict:
     zr, zi = _get(f, "impedance/z_real"), _get(f, "impedance/z_imag")
     return {"nyquist": nyquist(zr, zi)} if zr is not None and zi is not None else {}
 
 
-def _register_figures(f: h5py.File, summary) -> dict:
+def _register_figures(f: ResultContents, summary) -> dict:
     reg = _get(f, "registered")
     fixed = _get(f, "fixed")
     figs = {}
@@ -394,7 +386,7 @@ def _register_figures(f: h5py.File, summary) -> dict:
     return figs
 
 
-def _transport_table_figures(f: h5py.File, summary) -> dict:
+def _transport_table_figures(f: ResultContents, summary) -> dict:
     rows = summary.get("rows") or []
     figs = {}
     for quantity, title, ytitle in (
@@ -425,14 +417,14 @@ def _transport_table_figures(f: h5py.File, summary) -> dict:
     return figs
 
 
-def _correlate_figures(f: h5py.File, summary) -> dict:
+def _correlate_figures(f: ResultContents, summary) -> dict:
     regions = sorted(
-        (k for k in f if k.startswith("region_") and isinstance(f[k], h5py.Group)),
+        (k for k in f.groups("region_") if k.split("_")[1].isdigit()),
         key=lambda k: int(k.split("_")[1]),
     )
     figs = {}
-    porosity = [f[k]["porosity"][()] for k in regions if "porosity" in f[k]]
-    li = [f[k]["li_stoichiometry"][()] for k in regions if "li_stoichiometry" in f[k]]
+    porosity = [a for k in regions if (a := f.get(f"{k}/porosity")) is not None]
+    li = [a for k in regions if (a := f.get(f"{k}/li_stoichiometry")) is not None]
     titles = [k.replace("_", " ") for k in regions]
     if li and len(li) == len(regions):
         figs["li_maps"] = li_maps_by_region(li, titles)
@@ -454,9 +446,8 @@ def _correlate_figures(f: h5py.File, summary) -> dict:
         figs["overlay"] = overlay
     scatter = []
     for k in regions:
-        pairs = f[k].get("pairs")
-        if isinstance(pairs, h5py.Dataset) and pairs.shape[0]:
-            p = pairs[()]
+        p = f.get(f"{k}/pairs")
+        if p is not None and p.ndim == 2 and p.shape[0]:
             scatter.append(
                 {
                     "type": "scatter",
@@ -634,39 +625,44 @@ def cycling_figure(cycle, charge_mah_g, discharge_mah_g, efficiency_pct) -> dict
     }
 
 
-def _electrochem_figures(f: h5py.File, summary) -> dict:
-    if "eis" in f:
-        g = f["eis"]
+def _electrochem_figures(f: ResultContents, summary) -> dict:
+    eis = [f.get(f"eis/{n}") for n in ("frequency_hz", "z_real_ohm", "z_imag_ohm")]
+    if all(a is not None for a in eis):
         return eis_figures(
-            g["frequency_hz"][()],
-            g["z_real_ohm"][()],
-            g["z_imag_ohm"][()],
+            *eis,
             fit_real=_get(f, "eis/fit_z_real_ohm"),
             fit_imag=_get(f, "eis/fit_z_imag_ohm"),
         )
-    if "cycling" in f:
-        g = f["cycling"]
-        return {
-            "cycling": cycling_figure(
-                g["cycle"][()],
-                g["charge_capacity_mah_g"][()],
-                g["discharge_capacity_mah_g"][()],
-                g["coulombic_efficiency_pct"][()],
-            )
-        }
+    names = ("cycle", "charge_capacity_mah_g", "discharge_capacity_mah_g")
+    cycling = [f.get(f"cycling/{n}") for n in (*names, "coulombic_efficiency_pct")]
+    if all(a is not None for a in cycling):
+        return {"cycling": cycling_figure(*cycling)}
     return {}
 
 
+# builder and the arrays it reads (whole volumes are never among them)
 BUILDERS = {
-    "electrochem": _electrochem_figures,
-    "correlate": _correlate_figures,
-    "transport_table": _transport_table_figures,
-    "events": _events_figures,
-    "compton": _compton_figures,
-    "segment": _segment_figures,
-    "tortuosity": _tortuosity_figures,
-    "eis_sim": _eis_figures,
-    "register": _register_figures,
+    "electrochem": (_electrochem_figures, ("eis/*", "cycling/*")),
+    "correlate": (_correlate_figures, ("region_*",)),
+    "transport_table": (_transport_table_figures, ()),
+    "events": (_events_figures, ("energy_bins", "summed_histogram", "pixel_histograms")),
+    "compton": (
+        _compton_figures,
+        (
+            "li_stoichiometry",
+            "s_parameter",
+            "peak_center_kev",
+            "compton_counts",
+            "energy_bins",
+            "summed_spectrum",
+            "profile/pz_au",
+            "profile/j",
+        ),
+    ),
+    "segment": (_segment_figures, ("lateral_porosity", "porosity_by_region")),
+    "tortuosity": (_tortuosity_figures, ()),
+    "eis_sim": (_eis_figures, ("impedance/z_real", "impedance/z_imag")),
+    "register": (_register_figures, ("registered", "fixed")),
 }
 
 
@@ -674,8 +670,8 @@ def build_figures(
     kind: str, output_path: str | Path, summary: Mapping[str, Any]
 ) -> dict[str, dict]:
     """All figures of one stage result, by name; the first is the result's main figure."""
-    builder = BUILDERS.get(kind)
-    if builder is None:
+    entry = BUILDERS.get(kind)
+    if entry is None:
         return {}
-    with h5py.File(output_path, "r") as f:
-        return builder(f, dict(summary))
+    builder, names = entry
+    return builder(read_result(output_path, names), dict(summary))

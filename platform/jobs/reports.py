@@ -16,7 +16,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import h5py
 import numpy as np
 from django.conf import settings
 from django.template.loader import render_to_string
@@ -24,6 +23,7 @@ from django.utils import timezone
 
 from analysis_engine.correlation import li_gradient_pct
 from analysis_engine.errors import EngineInputError
+from analysis_engine.io.results import read_result_array
 
 from . import figures
 from .models import JobStatus, Result
@@ -32,6 +32,8 @@ __all__ = [
     "percent_change",
     "gradient_rows",
     "charged_vs_discharged_rows",
+    "diffusivity_rows",
+    "base_is_noise",
     "build_cell_report",
     "build_sample_report",
     "tables_to_csv",
@@ -44,10 +46,14 @@ PLOTLY_JS = Path(settings.BASE_DIR) / "frontend" / "static" / "vendor" / "plotly
 STATES = ("pristine", "charged", "discharged", "other")
 
 
-def percent_change(before: float | None, after: float | None) -> float | None:
+def percent_change(
+    before: float | None, after: float | None, *, before_sigma: float | None = None
+) -> float | None:
     """(after - before) / before in percent, by the engine's :func:`li_gradient_pct`; None
-    when undefined (a missing value or a zero base)."""
-    if before is None or after is None:
+    when undefined: a missing value, a zero base, or a base within its uncertainty
+    ``before_sigma`` of zero (the ratio would be noise, e.g. -106.7 % for 1 - x = 0.00 +- 0.02).
+    """
+    if before is None or after is None or base_is_noise(before, before_sigma):
         return None
     try:
         return li_gradient_pct([before, after])[0]
@@ -55,26 +61,48 @@ def percent_change(before: float | None, after: float | None) -> float | None:
         return None
 
 
-def gradient_rows(li_by_state_region: Mapping[str, Mapping[int, float]]) -> list[dict]:
+def base_is_noise(base: float | None, sigma: float | None) -> bool:
+    """True when ``base`` lies within its (1-sigma) uncertainty of zero."""
+    return base is not None and sigma is not None and abs(base) <= abs(sigma)
+
+
+def gradient_rows(
+    li_by_state_region: Mapping[str, Mapping[int, float]],
+    sigma_by_state_region: Mapping[str, Mapping[int, float | None]] | None = None,
+) -> list[dict]:
     """Region-to-region change of Li stoichiometry (1 - x) per charge state.
 
     The paper (discharged DIT cell, 1 - x = 0.76, 0.73, 0.61) reports the drop as 3 % from
     region 1 to 2 and 16 % from 2 to 3; here a drop is a negative percentage relative to the
-    earlier region (-3.9 %, -16.4 % for those numbers).
+    earlier region (-3.9 %, -16.4 % for those numbers). A change whose base is within its
+    uncertainty (``sigma_by_state_region``, from the results' ``*_sigma`` keys) of zero is
+    left empty, with the reason under ``row["_notes"][column]``.
     """
+    sigmas = sigma_by_state_region or {}
     rows = []
     for state in sorted(li_by_state_region, key=_state_order):
         by_region = li_by_state_region[state]
+        sigma = sigmas.get(state, {})
         regions = sorted(by_region)
         row: dict[str, Any] = {"state": state}
+        notes: dict[str, str] = {}
         for r in regions:
             row[f"li_region_{r}"] = by_region[r]
-        for a, b in zip(regions, regions[1:], strict=False):
-            row[f"change_{a}_to_{b}_pct"] = _round(percent_change(by_region[a], by_region[b]))
-        if len(regions) > 1:
-            row[f"change_{regions[0]}_to_{regions[-1]}_pct"] = _round(
-                percent_change(by_region[regions[0]], by_region[regions[-1]])
+        pairs = list(zip(regions, regions[1:], strict=False))
+        if len(regions) > 2:
+            pairs.append((regions[0], regions[-1]))
+        for a, b in pairs:
+            column = f"change_{a}_to_{b}_pct"
+            row[column] = _round(
+                percent_change(by_region[a], by_region[b], before_sigma=sigma.get(a))
             )
+            if base_is_noise(by_region[a], sigma.get(a)):
+                notes[column] = (
+                    f"not shown: the base, 1 - x of region {a} = {by_region[a]:.3g} "
+                    f"± {sigma[a]:.2g}, is within its uncertainty of zero"
+                )
+        if notes:
+            row["_notes"] = notes
         rows.append(row)
     return rows
 
@@ -132,26 +160,35 @@ def _num(summary: Mapping, *names: str) -> float | None:
     return None
 
 
+def _num_sigma(summary: Mapping, *names: str) -> tuple[float | None, float | None]:
+    """The first of ``names`` present, with its uncertainty from the ``<name>_sigma`` key."""
+    for name in names:
+        v = summary.get(name)
+        if isinstance(v, int | float):
+            return float(v), _num(summary, f"{name}_sigma")
+    return None, None
+
+
 def _read_map(res: Result, name: str) -> np.ndarray | None:
     if not res.output_file:
         return None
     try:
-        with h5py.File(res.output_file.path, "r") as f:
-            obj = f.get(name)
-            return obj[()] if isinstance(obj, h5py.Dataset) else None
-    except OSError:
+        return read_result_array(res.output_file.path, name)
+    except EngineInputError:  # a missing or unreadable file: the report goes on without it
         return None
 
 
 def _compton_values(cell) -> tuple[dict, dict]:
-    """({(state, region): {"s", "li", "result"}}, {(state, region): li map})."""
+    """({(state, region): {"s", "li", "li_sigma", "result"}}, {(state, region): li map})."""
     values, maps = {}, {}
     for (_, region), res in _latest(_cell_results(cell, "compton")).items():
         state = res.charge_state.state if res.charge_state_id else "unknown"
         key = (state, region or 0)
+        li, li_sigma = _num_sigma(res.summary, "li_total", "li_mean")
         values[key] = {
             "s": _num(res.summary, "s_total", "s_mean"),
-            "li": _num(res.summary, "li_total", "li_mean"),
+            "li": li,
+            "li_sigma": li_sigma,
             "result": res.pk,
         }
         m = _read_map(res, "li_stoichiometry")
@@ -190,6 +227,68 @@ def _porosity_rows(cell) -> list[dict]:
     return rows
 
 
+def _measured_diffusivity(cell) -> tuple[dict[str, Result], Result | None]:
+    """Newest EIS fit (electrochem result with D_overall) per charge state name, and overall."""
+    by_state: dict[str, Result] = {}
+    newest = None
+    for res in _cell_results(cell, "electrochem"):
+        if res.summary.get("table_kind") != "eis" or _num(res.summary, "d_overall_cm2_s") is None:
+            continue
+        newest = newest or res
+        state = res.charge_state.state if res.charge_state_id else ""
+        by_state.setdefault(state, res)
+    return by_state, newest
+
+
+def _per_1e9(v: float | None) -> float | None:
+    return None if v is None else v * 1e9
+
+
+def diffusivity_rows(cell) -> list[dict]:
+    """Measured D_overall (EIS fit of the cell, the paper's 6.3e-11 / 3.4e-11 cm^2/s) beside
+    the simulated D_directional per depth region and direction (Eq. 4, Table 1 / Fig. S8).
+
+    D_overall is matched to the porosity rows by charge state; a cell measured in one state
+    only has that measurement beside every state. ``directional_over_overall`` is the ratio
+    of the two (how much faster the pore network alone would let Li+ through).
+    """
+    by_state, newest = _measured_diffusivity(cell)
+
+    def measured(state: str) -> dict:
+        res = by_state.get(state, newest)
+        if res is None:
+            return {"d_overall_1e-9_cm2_s": None}
+        return {
+            "d_overall_1e-9_cm2_s": _per_1e9(_num(res.summary, "d_overall_cm2_s")),
+            "d_overall_sigma_1e-9_cm2_s": _per_1e9(_num(res.summary, "d_overall_sigma_cm2_s")),
+            "eis_result": res.pk,
+        }
+
+    rows = []
+    for p in _porosity_rows(cell):
+        for direction in ("through_plane", "in_plane"):
+            d_sim = p.get(f"d_{direction}_1e-9_cm2_s")
+            if d_sim is None:
+                continue
+            m = measured(p["state"])
+            d_meas = m["d_overall_1e-9_cm2_s"]
+            rows.append(
+                {
+                    "state": p["state"],
+                    "region": p["region"],
+                    "direction": direction.replace("_", "-"),
+                    "d_directional_1e-9_cm2_s": d_sim,
+                    **m,
+                    "directional_over_overall": (_round(d_sim / d_meas, 1) if d_meas else None),
+                    "result": p["result"],
+                }
+            )
+    if not rows:  # no simulation yet: the measurement alone
+        for state in sorted(by_state, key=_state_order):
+            rows.append({"state": state, "region": None, "direction": None, **measured(state)})
+    return rows
+
+
 def _cell_overview(cell) -> dict:
     values, _ = _compton_values(cell)
     porosity = _porosity_rows(cell)
@@ -202,6 +301,8 @@ def _cell_overview(cell) -> dict:
     }
     for p in porosity:
         row[f"porosity_region_{p['region']}_pct"] = p["porosity_vol_pct"]
+    _, eis = _measured_diffusivity(cell)
+    row["d_overall_1e-9_cm2_s"] = _per_1e9(_num(eis.summary, "d_overall_cm2_s")) if eis else None
     for (state, region), v in sorted(
         values.items(), key=lambda kv: (_state_order(kv[0][0]), kv[0][1])
     ):
@@ -216,9 +317,11 @@ def build_cell_report(cell, *, compare_methods: bool = True) -> dict[str, Any]:
     """
     values, maps = _compton_values(cell)
     li_by_state: dict[str, dict[int, float]] = {}
+    sigma_by_state: dict[str, dict[int, float | None]] = {}
     for (state, region), v in values.items():
         if v["li"] is not None:
             li_by_state.setdefault(state, {})[region] = v["li"]
+            sigma_by_state.setdefault(state, {})[region] = v["li_sigma"]
     tables: dict[str, list[dict]] = {
         "li_by_region": [
             {"state": s, "region": r, "s": v["s"], "li": v["li"], "result": v["result"]}
@@ -227,8 +330,9 @@ def build_cell_report(cell, *, compare_methods: bool = True) -> dict[str, Any]:
             )
         ],
         "charged_vs_discharged": charged_vs_discharged_rows(values),
-        "gradient": gradient_rows(li_by_state),
+        "gradient": gradient_rows(li_by_state, sigma_by_state),
         "porosity": _porosity_rows(cell),
+        "diffusivity": diffusivity_rows(cell),
     }
     if compare_methods:
         from catalogue.models import Cell
@@ -312,7 +416,7 @@ def build_sample_report(sample) -> dict[str, Any]:
             title = fig["layout"].get("title", {}).get("text", name)
             fig["layout"]["title"] = {"text": f"{cell.name}: {title}"}
             figs[f"{name}_cell{cell.pk}"] = fig
-    for name in ("li_by_region", "charged_vs_discharged", "gradient", "porosity"):
+    for name in ("li_by_region", "charged_vs_discharged", "gradient", "porosity", "diffusivity"):
         tables.setdefault(name, [])
     methods = Cell.objects.filter(project_id=sample.project_id).select_related("cathode")
     tables["methods"] = [
@@ -322,10 +426,11 @@ def build_sample_report(sample) -> dict[str, Any]:
 
 
 def tables_to_csv(rows: Sequence[Mapping[str, Any]]) -> str:
-    """One table as CSV text; the header is the union of the row keys in first-seen order."""
+    """One table as CSV text; the header is the union of the row keys in first-seen order
+    (annotations such as ``_notes`` left out)."""
     header: list[str] = []
     for row in rows:
-        header.extend(k for k in row if k not in header)
+        header.extend(k for k in row if k not in header and not k.startswith("_"))
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=header, lineterminator="\n")
     writer.writeheader()

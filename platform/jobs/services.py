@@ -19,6 +19,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from catalogue.services import with_catalogue_options
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
@@ -160,6 +161,10 @@ def submit_job(
     inputs = [*datasets, *input_results]
     _check_inputs(job_kind, project, inputs)
     params = registry.clean_parameters(job_kind, parameters)
+    # electrode area, Li+ concentration: from the catalogue's cell when it records them
+    params = with_catalogue_options(
+        registry.allowed_parameters(job_kind), getattr(inputs[0], "cell", None), params
+    )
     key = compute_job_key(kind, [i.sha256 for i in inputs], params)
     with transaction.atomic():
         if not force and (existing := _existing_job(project, key)) is not None:

@@ -1,5 +1,10 @@
 """Dataset previews: a few Plotly figures and a facts table per dataset kind, computed from a
-bounded read of the file by engine functions and cached by (file, size, mtime).
+bounded read of the file by engine functions.
+
+A light background task (``viewer.tasks.compute_dataset_preview``, started by
+``viewer.signals`` when a dataset becomes ready) stores the preview as JSON in the media
+storage under a name that carries the file's signature; the dataset page shows the stored one,
+and computes it on request (cached by file, size and mtime) when none is stored yet.
 
 events: counts map, summed spectrum, frame rate and occupancy (first ``EVENTS_SAMPLE`` events);
 spectra: summed spectrum with the S windows marked; cycling: capacity and Coulombic efficiency;
@@ -9,23 +14,35 @@ EIS: Nyquist and Bode; NXtomo and reconstructions: facts here, slices in the vie
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from typing import Any
 
 import numpy as np
 from catalogue.models import Dataset
 from django.core.cache import cache
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.utils import timezone
 from jobs import figures
 
 from analysis_engine.electrochem.cycling import coulombic_efficiency
-from analysis_engine.errors import EngineInputError
+from analysis_engine.errors import EngineError, EngineInputError
+from analysis_engine.io.common import to_jsonable
 from analysis_engine.io.nxtomo import inspect_reconstruction, read_nxtomo_info
 from analysis_engine.io.slices import read_events_head
 from analysis_engine.io.spectra import read_spectra
 from analysis_engine.io.tables import read_table
 from analysis_engine.preview import events_preview, s_windows_kev
 
-__all__ = ["preview_for_dataset", "EVENTS_SAMPLE"]
+__all__ = [
+    "preview_for_dataset",
+    "store_preview",
+    "stored_preview",
+    "stored_preview_name",
+    "has_preview",
+    "EVENTS_SAMPLE",
+]
 
 EVENTS_SAMPLE = 2_000_000
 CACHE_SECONDS = 24 * 3600
@@ -158,22 +175,107 @@ BUILDERS = {
 }
 
 
+#: bump when the builders change what they produce, so stored previews are recomputed
+PREVIEW_VERSION = 1
+
+
+def has_preview(dataset: Dataset) -> bool:
+    """True when the dataset's kind has a preview builder."""
+    return dataset.kind in BUILDERS
+
+
+def _checked_path(dataset: Dataset) -> str:
+    if not dataset.file:
+        raise EngineInputError("the dataset has no file")
+    path = dataset.file.path
+    if not os.path.exists(path):
+        raise EngineInputError("the dataset's file is missing from storage")
+    return path
+
+
+def _signature(dataset: Dataset, path: str) -> str:
+    st = os.stat(path)
+    raw = f"{dataset.kind}|{dataset.sha256}|{st.st_size}|{st.st_mtime_ns}|{PREVIEW_VERSION}"
+    return hashlib.sha256(raw.encode()).hexdigest()[:20]
+
+
+def stored_preview_name(dataset: Dataset) -> str:
+    """Storage name of the dataset's stored preview for its current file.
+
+    Raises
+    ------
+    EngineInputError
+        No file, or a missing file.
+    """
+    path = _checked_path(dataset)
+    return f"previews/{dataset.project_id}/{dataset.pk}-{_signature(dataset, path)}.json"
+
+
+def stored_preview(dataset: Dataset) -> dict[str, Any] | None:
+    """The stored preview of the current file, or None when none is stored (yet)."""
+    try:
+        name = stored_preview_name(dataset)
+        if not default_storage.exists(name):
+            return None
+        with default_storage.open(name, "rb") as fh:
+            return json.loads(fh.read().decode("utf-8"))
+    except (EngineError, OSError, ValueError):
+        return None
+
+
+def _compute(dataset: Dataset, path: str) -> dict[str, Any]:
+    return to_jsonable({"kind": dataset.kind, **BUILDERS[dataset.kind](path)})
+
+
+def store_preview(dataset: Dataset) -> dict[str, Any]:
+    """Compute the dataset's preview and store it (what the readiness task runs).
+
+    A file the engine cannot read stores ``{"error": message}`` so the page says why; older
+    stored previews of the same dataset are removed.
+
+    Raises
+    ------
+    EngineInputError
+        No file or a missing file (nothing is stored then).
+    """
+    path = _checked_path(dataset)
+    name = stored_preview_name(dataset)
+    try:
+        body = _compute(dataset, path)
+    except (EngineError, OSError, ValueError) as exc:
+        body = {"kind": dataset.kind, "error": str(exc)}
+    body["stored_at"] = timezone.now().isoformat(timespec="seconds")
+    folder = f"previews/{dataset.project_id}"
+    try:
+        _, files = default_storage.listdir(folder)
+    except (FileNotFoundError, NotADirectoryError, OSError):
+        files = []
+    for old in files:
+        if old.startswith(f"{dataset.pk}-") and f"{folder}/{old}" != name:
+            default_storage.delete(f"{folder}/{old}")
+    if default_storage.exists(name):
+        default_storage.delete(name)
+    default_storage.save(name, ContentFile(json.dumps(body).encode("utf-8")))
+    return body
+
+
 def preview_for_dataset(dataset: Dataset) -> dict[str, Any]:
-    """``{"kind", "facts": [{"label", "value", "unit"}], "figures": {name: plotly}}``.
+    """``{"kind", "facts": [{"label", "value", "unit"}], "figures": {name: plotly}}``: the
+    stored preview when there is one, else computed now (and cached).
 
     Raises
     ------
     EngineInputError
         No file, a missing file, or a file the engine cannot read (with its message).
     """
-    builder = BUILDERS.get(dataset.kind)
-    if builder is None:
+    if not has_preview(dataset):
         return {"kind": dataset.kind, "facts": [], "figures": {}, "none": True}
-    if not dataset.file:
-        raise EngineInputError("the dataset has no file")
-    path = dataset.file.path
-    if not os.path.exists(path):
-        raise EngineInputError("the dataset's file is missing from storage")
+    path = _checked_path(dataset)
+    stored = stored_preview(dataset)
+    if stored is not None:
+        if "error" in stored:
+            raise EngineInputError(stored["error"])
+        return {**stored, "stored": True}
     st = os.stat(path)
     key = (
         "preview:"
@@ -183,6 +285,6 @@ def preview_for_dataset(dataset: Dataset) -> dict[str, Any]:
     )
     cached = cache.get(key)
     if cached is None:
-        cached = {"kind": dataset.kind, **builder(path)}
+        cached = _compute(dataset, path)
         cache.set(key, cached, CACHE_SECONDS)
     return cached

@@ -6,27 +6,46 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+from django.conf import settings
 from django.core.cache import cache
 
 from analysis_engine.errors import EngineInputError
 from analysis_engine.io.nxtomo import read_flats_darks
-from analysis_engine.io.slices import check_plane_index, read_image_stack_plane, read_plane
+from analysis_engine.io.slices import (
+    VIEW_VOLUME_PATH,
+    check_plane_index,
+    iter_volume_slabs,
+    read_image_stack_plane,
+    read_plane,
+    write_view_volume,
+)
 from analysis_engine.preview import (
     auto_window,
     block_max,
     block_mean,
+    block_reduce_3d,
     center_candidates,
     reconstruct_at_centers,
     view_step,
 )
 
-from .sources import NXTOMO_LAYERS, Source
+from .sources import NXTOMO_LAYERS, Layer, Source
 
-__all__ = ["Plane", "read_view", "cor_preview", "parse_window", "DEFAULT_VIEW_PIXELS"]
+__all__ = [
+    "Plane",
+    "read_view",
+    "cor_preview",
+    "parse_window",
+    "ensure_view_volume",
+    "side_plane_steps",
+    "DEFAULT_VIEW_PIXELS",
+]
 
 #: Longest side of a downsampled view; the browser asks for full resolution on zoom.
 DEFAULT_VIEW_PIXELS = 512
@@ -82,6 +101,91 @@ def _cache_key(path: str, *parts: Any) -> str:
     st = os.stat(path)
     raw = "|".join(str(p) for p in (path, st.st_size, st.st_mtime_ns, *parts))
     return "viewer:" + hashlib.sha256(raw.encode()).hexdigest()
+
+
+#: a build lock older than this is taken to be left by a dead process
+STALE_LOCK_SECONDS = 3600
+#: how long a request waits for another process building the same reduced volume
+WAIT_FOR_BUILD_SECONDS = 30.0
+
+
+def _view_volume_path(spec: Layer, step: int) -> Path:
+    st = os.stat(spec.path)
+    raw = f"{spec.path}|{st.st_size}|{st.st_mtime_ns}|{spec.dataset}|{step}|{spec.mask}"
+    folder = Path(settings.MEDIA_ROOT) / "viewer-cache"
+    return folder / (hashlib.sha256(raw.encode()).hexdigest()[:32] + ".h5")
+
+
+def ensure_view_volume(spec: Layer, step: int, *, wait_s: float = WAIT_FOR_BUILD_SECONDS):
+    """The reduced copy of ``spec``'s volume (``step``-voxel blocks: mean, or max for masks),
+    built once in one pass along z and kept beside the media; None when another process is
+    still building it after ``wait_s`` (the caller then reads the plane directly).
+
+    Side planes (y, x) of a volume chunked one slice per chunk touch every chunk of the file;
+    a plane of the reduced copy, chunked in small cubes, touches a few hundred small chunks.
+    """
+    target = _view_volume_path(spec, step)
+    if target.exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    lock = target.with_suffix(".lock")
+    try:
+        if lock.exists() and time.time() - lock.stat().st_mtime > STALE_LOCK_SECONDS:
+            lock.unlink(missing_ok=True)
+        fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline:
+            if target.exists():
+                return target
+            time.sleep(0.2)
+        return None
+    try:
+        how = "max" if spec.mask else "mean"
+        reduced = tuple(-(-n // step) for n in spec.shape)
+        slabs = (
+            (start // step, block_reduce_3d(slab, step=step, how=how))
+            for start, slab in iter_volume_slabs(spec.path, spec.dataset, thickness=step)
+        )
+        write_view_volume(
+            target,
+            reduced,  # type: ignore[arg-type]
+            np.uint8 if spec.mask else np.float32,
+            slabs,
+            attrs={"step": step, "source": f"{spec.path}:{spec.dataset}"},
+        )
+    finally:
+        os.close(fd)
+        lock.unlink(missing_ok=True)
+    return target
+
+
+def side_plane_steps(shape: tuple[int, ...], *, max_pixels: int = DEFAULT_VIEW_PIXELS) -> set[int]:
+    """The downsampling steps the default views of the y and x planes of ``shape`` use (a
+    step of 1 needs no reduced copy)."""
+    steps = set()
+    for axis in (1, 2):
+        plane = tuple(n for i, n in enumerate(shape) if i != axis)
+        step = view_step(plane, max_pixels=max_pixels)  # type: ignore[arg-type]
+        if step > 1:
+            steps.add(step)
+    return steps
+
+
+def _volume_plane(
+    spec: Layer, axis: int, index: int, max_pixels: int, window
+) -> tuple[np.ndarray, int]:
+    """(plane, step): a side plane of a large view from the reduced copy, else read directly
+    and block-reduced in 2D."""
+    plane_shape = tuple(n for i, n in enumerate(spec.shape) if i != axis)
+    step = view_step(plane_shape, max_pixels=max_pixels)  # type: ignore[arg-type]
+    if axis != 0 and window is None and step > 1:
+        reduced = ensure_view_volume(spec, step)
+        if reduced is not None:
+            return read_plane(reduced, VIEW_VOLUME_PATH, axis=axis, index=index // step), step
+    full = read_plane(spec.path, spec.dataset, axis=axis, index=index, window=window)
+    step = view_step(full.shape, max_pixels=max_pixels)
+    return (block_max(full, step=step) if spec.mask else block_mean(full, step=step)), step
 
 
 def _nxtomo_plane(source: Source, layer: str, index: Any) -> np.ndarray:
@@ -142,10 +246,10 @@ def read_view(
             full = full[r0:r1, c0:c1]
             if full.size == 0:
                 raise EngineInputError("the window lies outside the image")
+        step = view_step(full.shape, max_pixels=max_pixels)
+        data = block_mean(full, step=step)
     else:
-        full = read_plane(spec.path, spec.dataset, axis=axis, index=index, window=window)
-    step = view_step(full.shape, max_pixels=max_pixels)
-    data = block_max(full, step=step) if mask else block_mean(full, step=step)
+        data, step = _volume_plane(spec, axis, index, max_pixels, window)
     low, high = (0.0, 1.0) if mask else auto_window(data)
     origin = (window[0], window[2]) if window else (0, 0)
     plane = Plane(np.ascontiguousarray(data), step, origin, (low, high))

@@ -42,6 +42,8 @@ NAMES = {
     "d_directional": "D_directional",
     "tau": "τ",
     "relative_rms": "relative RMS residual",
+    "directional_over_overall": "D_directional / D_overall",
+    "eis_result": "EIS result",
 }
 
 
@@ -105,10 +107,11 @@ def summary_rows(summary: Mapping[str, Any]) -> list[tuple[str, str, str]]:
 
 
 def table_columns(rows: Sequence[Mapping[str, Any]]) -> list[tuple[str, str]]:
-    """(key, header with unit) for the union of the row keys, in first-seen order."""
+    """(key, header with unit) for the union of the row keys, in first-seen order; keys
+    starting with ``_`` (e.g. ``_notes``: {column: footnote}) are annotations, not columns."""
     keys: list[str] = []
     for row in rows:
-        keys.extend(k for k in row if k not in keys)
+        keys.extend(k for k in row if k not in keys and not k.startswith("_"))
     out = []
     for key in keys:
         label, unit = describe(key)

@@ -12,4 +12,5 @@ urlpatterns = [
     re_path(SCOPE + r"slice/$", views.slice_view, name="slice"),
     re_path(SCOPE + r"cor/$", views.cor, name="cor"),
     path("datasets/<int:pk>/preview/", views.dataset_preview, name="dataset-preview"),
+    path("results/<int:pk>/thumbnail/<slug:name>.png", views.thumbnail, name="thumbnail"),
 ]

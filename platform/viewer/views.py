@@ -18,7 +18,7 @@ from projects.permissions import get_for_user_or_404
 
 from analysis_engine.errors import EngineError
 
-from . import previews, services
+from . import previews, services, thumbnails
 from .sources import source_for_dataset, source_for_result
 
 
@@ -122,3 +122,17 @@ def dataset_preview(request, pk: int):
         return JsonResponse(
             {"detail": f"No preview: the file could not be read ({exc})"}, status=422
         )
+
+
+@login_required
+@require_GET
+def thumbnail(request, pk: int, name: str):
+    """A small PNG of a result's Li or porosity map; 404 when the map or its file is gone."""
+    result = get_for_user_or_404(Result.objects.select_related("project"), request.user, pk=pk)
+    try:
+        png = thumbnails.thumbnail_png(result, name)
+    except (EngineError, OSError) as exc:
+        return JsonResponse({"detail": str(exc)}, status=404)
+    response = HttpResponse(png, content_type="image/png")
+    response["Cache-Control"] = "private, max-age=600"
+    return response

@@ -20,6 +20,7 @@
         });
         box.appendChild(table);
       }
+      box.appendChild(text("p", body.stored ? "Computed when the dataset became ready (" + body.stored_at + ")." : "Computed on request.", "muted small")).id = "preview-origin";
       if (body.viewer) box.appendChild(text("p", "Browse the images slice by slice with the Slices button above.", "muted small"));
       Object.keys(body.figures).forEach(function (name) {
         var el = document.createElement("div"); el.className = "plot"; el.setAttribute("data-figure-name", name);

@@ -62,6 +62,8 @@ class CellSerializer(CatalogueSerializer):
             "counter_electrode",
             "separator",
             "electrolyte",
+            "electrode_area_cm2",
+            "li_concentration_mol_l",
             "assembly_date",
             "notes",
             "created_at",
