@@ -127,13 +127,6 @@ class DatasetViewSet(ProjectScopedQuerysetMixin, viewsets.ModelViewSet):
         if upload is not None:
             validate_dataset_file(dataset)
 
-    def perform_destroy(self, instance):
-        stored = instance.file.name if instance.file else None
-        storage = instance.file.storage if instance.file else None
-        instance.delete()
-        if stored:
-            storage.delete(stored)
-
     @extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY})
     @action(detail=True, methods=["get"])
     def download(self, request, pk=None):
