@@ -231,8 +231,8 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PARSER_CLASSES": [
         "projects.api.parsers.NulRefusingJSONParser",
-        "rest_framework.parsers.FormParser",
-        "rest_framework.parsers.MultiPartParser",
+        "projects.api.parsers.NulRefusingFormParser",
+        "projects.api.parsers.NulRefusingMultiPartParser",
     ],
     # Login attempts (token endpoint and login form): per client address and per username.
     "DEFAULT_THROTTLE_RATES": {
