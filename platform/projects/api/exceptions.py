@@ -1,5 +1,6 @@
 """API error mapping: bad engine input is a 400, a protected delete is a 409 with a reason."""
 
+from django.db import DataError
 from django.db.models import ProtectedError, RestrictedError
 from django.http import JsonResponse
 from django.views import defaults
@@ -21,6 +22,15 @@ def protected_message(exc: ProtectedError | RestrictedError) -> str:
 
 
 def exception_handler(exc, context):
+    if isinstance(exc, OverflowError) or (
+        isinstance(exc, DataError) and "out of range" in str(exc)
+    ):
+        # A number the database cannot hold (a filter or id of 30 digits); the query was
+        # never going to match anything, and the client sent it.
+        return Response(
+            {"detail": "A number in the request is out of range."},
+            status=status.HTTP_400_BAD_REQUEST,
+        )
     if isinstance(exc, ProtectedError | RestrictedError):
         return Response({"detail": protected_message(exc)}, status=status.HTTP_409_CONFLICT)
     if isinstance(exc, EngineInputError):
