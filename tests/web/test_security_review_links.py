@@ -189,3 +189,11 @@ def test_owner_creates_and_revokes_from_the_result_page(client_as, owner, viewer
         not in client_as(viewer).get(f"/jobs/results/{result.pk}/").content.decode()
     )
     assert client_as(viewer).post(f"/review/new/result/{result.pk}/").status_code == 403
+
+
+def test_report_page_offers_the_panel_to_owners_only(client_as, owner, analyst, project, factories):
+    cell = factories.make_cell(project)
+    page = client_as(owner).get(f"/jobs/cells/{cell.pk}/report/").content.decode()
+    assert f'action="/review/new/cell_report/{cell.pk}/"' in page
+    page = client_as(analyst).get(f"/jobs/cells/{cell.pk}/report/").content.decode()
+    assert "review-link-form" not in page
