@@ -197,3 +197,15 @@ def test_report_page_offers_the_panel_to_owners_only(client_as, owner, analyst, 
     assert f'action="/review/new/cell_report/{cell.pk}/"' in page
     page = client_as(analyst).get(f"/jobs/cells/{cell.pk}/report/").content.decode()
     assert "review-link-form" not in page
+
+
+def test_link_filters_do_not_tell_foreign_ids_from_missing_ones(api_as, owner, outsider, result):
+    link = services.create_link(owner, result)
+    api = api_as(owner)
+    assert [
+        r["id"] for r in api.get(f"/api/v1/review-links/?result={result.pk}").json()["results"]
+    ] == [link.pk]
+    foreign = api_as(outsider).get(f"/api/v1/review-links/?result={result.pk}")
+    missing = api_as(outsider).get("/api/v1/review-links/?result=987654")
+    assert foreign.status_code == missing.status_code == 200
+    assert foreign.json()["results"] == missing.json()["results"] == []

@@ -1,5 +1,7 @@
+import django_filters
 from django.core.exceptions import PermissionDenied
 from drf_spectacular.utils import extend_schema
+from projects.filtersets import IdFilter
 from projects.models import Role
 from projects.permissions import ProjectScopedQuerysetMixin
 from rest_framework import exceptions, mixins, status, viewsets
@@ -8,7 +10,21 @@ from rest_framework.response import Response
 
 from reviews import services
 from reviews.api.serializers import ReviewLinkSerializer
-from reviews.models import ReviewLink
+from reviews.models import ReviewLink, ReviewTarget
+
+
+class ReviewLinkFilterSet(django_filters.FilterSet):
+    # plain ids, not model choices: an id of another project must not answer differently
+    # from an id that does not exist
+    project = IdFilter(field_name="project_id")
+    target = django_filters.ChoiceFilter(choices=ReviewTarget.choices)
+    result = IdFilter(field_name="result_id")
+    cell = IdFilter(field_name="cell_id")
+    sample = IdFilter(field_name="sample_id")
+
+    class Meta:
+        model = ReviewLink
+        fields = ["project", "target", "result", "cell", "sample"]
 
 
 class ReviewLinkViewSet(
@@ -28,7 +44,7 @@ class ReviewLinkViewSet(
     queryset = ReviewLink.objects.select_related("created_by")
     serializer_class = ReviewLinkSerializer
     ordering_fields = ["created_at", "expires_at"]
-    filterset_fields = ["project", "target", "result", "cell", "sample"]
+    filterset_class = ReviewLinkFilterSet
 
     def get_queryset(self):
         return (
