@@ -161,3 +161,20 @@ def test_nul_in_multipart_field_is_400(api_as, analyst, project):
         format="multipart",
     )
     assert response.status_code == 400
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "/api/v1/jobs/?project=9999999999999999999999",
+        "/api/v1/jobs/?cell=-4.5e87",
+        "/api/v1/results/?job=99999999999999999999",
+        "/api/v1/audit-events/?project=-4.554554878181462e%2B87",
+        "/api/v1/datasets/?region=99999999999999999999",
+        "/api/v1/memberships/?project=1e30",
+        "/api/v1/review-links/?result=99999999999999999999",
+    ],
+)
+def test_out_of_range_numbers_in_filters_are_not_500(api_as, owner, project, query):
+    response = api_as(owner).get(query)
+    assert response.status_code in (200, 400), response.content
