@@ -95,7 +95,7 @@ def resolve(token: str, request, *, event: str) -> ReviewLink:
     A token that verifies but whose link expired or was revoked is recorded too (as refused).
     """
     try:
-        payload = signing.loads(token, salt=SIGNING_SALT)
+        payload = signing.Signer(salt=SIGNING_SALT).unsign_object(token)
         link_id, nonce = int(payload["id"]), str(payload["nonce"])
     except (signing.BadSignature, KeyError, TypeError, ValueError):
         raise Http404(NOT_FOUND) from None

@@ -116,8 +116,9 @@ def test_expired_and_revoked_links_answer_404_and_are_audited(owner, result, cli
 
 def test_forged_tampered_and_deleted_links_answer_404(owner, result, client, api_as):
     link = services.create_link(owner, result)
-    forged = signing.dumps({"id": link.pk, "nonce": "guess"}, salt=SIGNING_SALT)
-    unsigned = signing.dumps({"id": link.pk, "nonce": link.nonce}, salt="another-salt")
+    assert link.token == ReviewLink.objects.get(pk=link.pk).token  # stable
+    forged = signing.Signer(salt=SIGNING_SALT).sign_object({"id": link.pk, "nonce": "guess"})
+    unsigned = signing.Signer(salt="another-salt").sign_object({"id": link.pk, "nonce": link.nonce})
     for token in (forged, unsigned, link.token[:-2] + "xx", "nonsense"):
         assert client.get(f"/review/{token}/").status_code == 404
     assert api_as(owner).delete(f"/api/v1/review-links/{link.pk}/").status_code == 204
