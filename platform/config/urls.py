@@ -1,51 +1,36 @@
 """URL map: pages per app, the REST API under /api/v1/, schema and docs, admin.
 
-Apps built in parallel (jobs, uploads) are included only when present. Each app's
-``api/urls.py`` contributes to the one DefaultRouter through ``register(router)`` (or a
-module-level ``router`` whose registry is merged), and may add ``urlpatterns`` of its own.
+Each app's ``api/urls.py`` contributes to the one API router through ``register(router)`` and
+may add ``urlpatterns`` of its own (the tus endpoint).
 """
 
-import importlib
-
-from django.conf import settings
+from catalogue.api import urls as catalogue_api
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from jobs.api import urls as jobs_api
+from projects.api import urls as projects_api
+from projects.api.routers import ApiRouter
 from projects.api.views import ObtainTokenView
-from rest_framework.routers import DefaultRouter
+from projects.views import ThrottledLoginView
+from reviews.api import urls as reviews_api
+from uploads.api import urls as uploads_api
 
-API_APPS = ["projects", "catalogue", *settings.OPTIONAL_APPS]
-
-router = DefaultRouter()
+router = ApiRouter()
 api_extra_patterns = []
-for app in API_APPS:
-    try:
-        module = importlib.import_module(f"{app}.api.urls")
-    except ModuleNotFoundError as exc:
-        if exc.name not in {f"{app}.api", f"{app}.api.urls"}:
-            raise
-        continue
+for module in (projects_api, catalogue_api, jobs_api, uploads_api, reviews_api):
     if hasattr(module, "register"):
         module.register(router)
-    elif hasattr(module, "router"):
-        router.registry.extend(module.router.registry)
     api_extra_patterns += list(getattr(module, "urlpatterns", []))
-
-page_patterns = []
-for app in settings.OPTIONAL_APPS:
-    try:
-        importlib.import_module(f"{app}.urls")
-    except ModuleNotFoundError as exc:
-        if exc.name != f"{app}.urls":
-            raise
-        continue
-    page_patterns.append(path(f"{app}/", include(f"{app}.urls")))
 
 urlpatterns = [
     path("", include("projects.urls")),
     path("catalogue/", include("catalogue.urls")),
     path("viewer/", include("viewer.urls")),
-    *page_patterns,
+    path("jobs/", include("jobs.urls")),
+    path("uploads/", include("uploads.urls")),
+    path("review/", include("reviews.urls")),
+    path("accounts/login/", ThrottledLoginView.as_view(), name="login"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/auth/token/", ObtainTokenView.as_view(), name="api-token"),
@@ -54,3 +39,6 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
 ]
+
+handler404 = "projects.api.exceptions.not_found"
+handler500 = "projects.api.exceptions.server_error"

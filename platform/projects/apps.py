@@ -6,8 +6,9 @@ class ProjectsConfig(AppConfig):
     verbose_name = "Projects and members"
 
     def ready(self) -> None:
-        from projects import audit
+        from projects import audit, files, throttling  # noqa: F401 - throttling: signal receivers
         from projects.models import Membership, Project
 
         audit.register(Project)
         audit.register(Membership)
+        files.connect_receivers()

@@ -16,11 +16,23 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from django.db.models.signals import post_delete, post_save, pre_save
 
-__all__ = ["register", "record", "acting_user", "set_current_user", "AuditUserMiddleware"]
+__all__ = [
+    "register",
+    "record",
+    "acting_user",
+    "current_user",
+    "set_current_user",
+    "AuditUserMiddleware",
+]
 
 _current_user = contextvars.ContextVar("correli_audit_user", default=None)
 _registered: set[type[models.Model]] = set()
 IGNORED_FIELDS = {"updated_at", "created_at"}
+
+
+def current_user():
+    """The user changes are being attributed to right now (None: a worker or command)."""
+    return _current_user.get()
 
 
 def set_current_user(user) -> None:

@@ -1,7 +1,21 @@
 import django_filters
+from django import forms
 from django.db.models import Q
 
 from projects.models import AuditEvent, Membership, Project, Role
+
+MAX_ID = 2**63 - 1
+
+
+class IdFilter(django_filters.NumberFilter):
+    """An object id: a whole number in the range of a 64-bit key (anything else is a 400)."""
+
+    field_class = forms.IntegerField
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("min_value", 1)
+        kwargs.setdefault("max_value", MAX_ID)
+        super().__init__(*args, **kwargs)
 
 
 class ProjectFilterSet(django_filters.FilterSet):
@@ -21,7 +35,7 @@ class ProjectFilterSet(django_filters.FilterSet):
 
 
 class MembershipFilterSet(django_filters.FilterSet):
-    project = django_filters.NumberFilter(field_name="project_id")
+    project = IdFilter(field_name="project_id")
     role = django_filters.ChoiceFilter(choices=Role.choices)
 
     class Meta:
@@ -30,7 +44,7 @@ class MembershipFilterSet(django_filters.FilterSet):
 
 
 class AuditEventFilterSet(django_filters.FilterSet):
-    project = django_filters.NumberFilter(field_name="project_id")
+    project = IdFilter(field_name="project_id")
     action = django_filters.ChoiceFilter(choices=AuditEvent.Action.choices)
     object_type = django_filters.CharFilter()
     object_id = django_filters.CharFilter()

@@ -109,3 +109,23 @@ class AuditEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} {self.action} {self.object_type} {self.object_repr}"
+
+
+class PendingFileRemoval(models.Model):
+    """A file or folder whose owner row was deleted but which could not be removed yet.
+
+    The periodic cleanup (``projects.tasks.retry_file_removals``) tries again until it is gone.
+    """
+
+    path = models.CharField(max_length=1000, unique=True, help_text="absolute path")
+    reason = models.CharField(max_length=200, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["created_at", "pk"]
+
+    def __str__(self) -> str:
+        return self.path

@@ -2,6 +2,7 @@
 
 from django.contrib import messages
 from django.contrib.auth.mixins import LoginRequiredMixin
+from django.contrib.auth.views import LoginView
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Q
 from django.http import HttpResponseRedirect
@@ -9,6 +10,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse, reverse_lazy
 from django.views import generic
 
+from projects import throttling
 from projects.forms import MembershipForm, ProjectForm, RoleForm
 from projects.models import Membership, Project, Role
 from projects.permissions import (
@@ -51,6 +53,20 @@ class ProjectListView(ProjectScopedMixin, generic.ListView):
         for project in context["object_list"]:
             project.my_role = roles.get(project.pk)
         return context
+
+
+class ThrottledLoginView(LoginView):
+    """The login form, rate-limited per client address and per username (429 + Retry-After).
+
+    Lockout after repeated failures is django-axes' (``AXES_*`` settings), answered the same way.
+    """
+
+    def post(self, request, *args, **kwargs):
+        wait_s = throttling.check_login_rate(request)
+        if wait_s is not None:
+            throttling.record_login_refusal(request, reason="rate limited")
+            return throttling.throttled_response(request, wait_s)
+        return super().post(request, *args, **kwargs)
 
 
 def home(request):

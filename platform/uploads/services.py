@@ -38,13 +38,14 @@ from catalogue.models import Beamtime, Cell, ChargeState, Dataset, DatasetStatus
 from catalogue.services import file_sha256, validate_dataset_file
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Sum
 from django.utils import timezone
 from projects.models import Project
 from projects.permissions import can_edit, role_in
 
 from analysis_engine.io.sniff import DATASET_KINDS
 from uploads.models import Upload, UploadStatus
-from uploads.tus import TusError
+from uploads.tus import MAX_INT64, TusError, is_ascii_digits
 
 __all__ = [
     "create_upload",
@@ -53,6 +54,7 @@ __all__ = [
     "check_format",
     "terminate_upload",
     "purge_stale_uploads",
+    "check_space",
     "READ_BYTES",
     "CHECKPOINT_BYTES",
 ]
@@ -140,7 +142,7 @@ def _int_field(metadata: dict[str, str], key: str) -> int | None:
     value = (metadata.get(key) or "").strip()
     if value == "":
         return None
-    if not value.isdigit() or int(value) == 0:
+    if not is_ascii_digits(value) or not 0 < int(value) <= MAX_INT64:
         raise TusError(
             400, f"Upload-Metadata '{key}' must be a positive whole number, not {value!r}"
         )
@@ -165,6 +167,43 @@ def _clean_filename(metadata: dict[str, str]) -> str:
     if not name or name in {".", ".."}:
         raise TusError(400, "Upload-Metadata must carry the file's name as 'filename'.")
     return name[:255]
+
+
+def check_space(project: Project, length: int) -> None:
+    """Refuse (507) an upload of ``length`` bytes that the disk or the project's quota cannot take.
+
+    The disk must keep ``CORRELI_UPLOAD_DISK_MARGIN_BYTES`` free after the upload, on the
+    upload area and on the media root alike (the file is moved there when complete). With
+    ``CORRELI_PROJECT_QUOTA_BYTES`` set, the project's datasets plus the declared lengths of its
+    unfinished uploads plus this one must fit in the quota.
+    """
+    tmp_dir = Path(settings.CORRELI_UPLOAD_TMP)
+    tmp_dir.mkdir(parents=True, exist_ok=True)
+    media_root = Path(settings.MEDIA_ROOT)
+    media_root.mkdir(parents=True, exist_ok=True)
+    margin = int(settings.CORRELI_UPLOAD_DISK_MARGIN_BYTES)
+    free = min(shutil.disk_usage(tmp_dir).free, shutil.disk_usage(media_root).free)
+    if length > free - margin:
+        raise TusError(
+            507,
+            f"Not enough disk space for {length} bytes: {free} bytes are free and the server "
+            f"keeps {margin} in reserve.",
+        )
+    quota = int(settings.CORRELI_PROJECT_QUOTA_BYTES)
+    if quota > 0:
+        stored = Dataset.objects.filter(project=project).aggregate(n=Sum("size"))["n"] or 0
+        reserved = (
+            Upload.objects.filter(project=project, status=UploadStatus.RECEIVING).aggregate(
+                n=Sum("length")
+            )["n"]
+            or 0
+        )
+        if stored + reserved + length > quota:
+            raise TusError(
+                507,
+                f"Project '{project.name}' would exceed its quota of {quota} bytes: it holds "
+                f"{stored} bytes, {reserved} more are being uploaded, and this file is {length}.",
+            )
 
 
 def create_upload(user, *, length: int, metadata: dict[str, str]) -> Upload:
@@ -213,11 +252,7 @@ def create_upload(user, *, length: int, metadata: dict[str, str]) -> Upload:
     limit = int(settings.CORRELI_UPLOAD_MAX_BYTES)
     if length > limit:
         raise TusError(413, f"The file is {length} bytes; this server accepts up to {limit}.")
-    tmp_dir = Path(settings.CORRELI_UPLOAD_TMP)
-    tmp_dir.mkdir(parents=True, exist_ok=True)
-    free = shutil.disk_usage(tmp_dir).free
-    if length > free:
-        raise TusError(507, f"Not enough disk space for {length} bytes ({free} free).")
+    check_space(project, length)
 
     upload = Upload.objects.create(
         project=project,

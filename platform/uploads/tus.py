@@ -51,6 +51,8 @@ def parse_metadata(header: str | None) -> dict[str, str]:
             raise TusError(
                 400, f"Upload-Metadata value of {key!r} is not base64-encoded UTF-8 text"
             ) from None
+        if "\x00" in key or "\x00" in value:
+            raise TusError(400, f"Upload-Metadata value of {key!r} contains a NUL character")
         result[key] = value
     return result
 
@@ -63,10 +65,19 @@ def encode_metadata(metadata: dict[str, str]) -> str:
     )
 
 
+# The largest value a 64-bit signed database column (BigIntegerField, BigAutoField) holds.
+MAX_INT64 = 2**63 - 1
+
+
+def is_ascii_digits(value: str) -> bool:
+    """True for ``0``-``9`` only: ``str.isdigit`` also accepts ``²`` and other digits."""
+    return value != "" and value.isascii() and value.isdigit()
+
+
 def parse_non_negative_int(value: str | None, header: str) -> int:
     """A header that must be a non-negative integer (``Upload-Length``, ``Upload-Offset``)."""
     if value is None or value == "":
         raise TusError(400, f"{header} header is required")
-    if not value.isdigit():
+    if not is_ascii_digits(value) or int(value) > MAX_INT64:
         raise TusError(400, f"{header} must be a non-negative integer, not {value!r}")
     return int(value)

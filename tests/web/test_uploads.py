@@ -561,3 +561,68 @@ def test_refused_patch_leaves_gunicorn_body_unread(analyst_client, project):
         server.close()
         peer.close()
     assert Upload.objects.get().offset == 0
+
+
+# --- space: disk margin and per-project quota (issue 18), and the periodic purge -------------
+
+
+def test_upload_longer_than_free_disk_minus_margin_is_507(analyst_client, project, settings):
+    import shutil
+
+    free = shutil.disk_usage(settings.MEDIA_ROOT).free
+    settings.CORRELI_UPLOAD_MAX_BYTES = 2**62
+    settings.CORRELI_UPLOAD_DISK_MARGIN_BYTES = 1024**3
+    # the declared 64 GiB of the outside test, or whatever exceeds this disk
+    too_big = max(64 * 1024**3, free)
+    response, _ = create(analyst_client, too_big, filename="huge.h5", project=str(project.pk))
+    assert response.status_code == 507
+    assert "disk space" in response.json()["detail"]
+    # fits the disk but not the margin (256 MiB of slack for other processes freeing space)
+    settings.CORRELI_UPLOAD_DISK_MARGIN_BYTES = free
+    response, _ = create(analyst_client, 256 * 1024**2, filename="one.h5", project=str(project.pk))
+    assert response.status_code == 507
+    assert not Upload.objects.exists()
+    settings.CORRELI_UPLOAD_DISK_MARGIN_BYTES = 0
+    assert (
+        create(analyst_client, 1, filename="one.h5", project=str(project.pk))[0].status_code == 201
+    )
+
+
+def test_project_quota_counts_datasets_and_unfinished_uploads(
+    analyst_client, project, factories, settings
+):
+    settings.CORRELI_PROJECT_QUOTA_BYTES = 1000
+    factories.make_dataset(project, content=b"x" * 600)
+    assert (
+        create(analyst_client, 300, filename="a.h5", project=str(project.pk))[0].status_code == 201
+    )
+    # 600 stored + 300 reserved + 101 > 1000
+    response, _ = create(analyst_client, 101, filename="b.h5", project=str(project.pk))
+    assert response.status_code == 507
+    detail = response.json()["detail"]
+    assert "quota of 1000 bytes" in detail and "600" in detail and "300" in detail
+    assert (
+        create(analyst_client, 100, filename="c.h5", project=str(project.pk))[0].status_code == 201
+    )
+    # another project is not charged for this one's bytes
+    other = factories.make_project(name="other")
+    factories.add_member(other, Upload.objects.first().created_by, "analyst")
+    assert create(analyst_client, 900, filename="d.h5", project=str(other.pk))[0].status_code == 201
+
+
+def test_periodic_task_purges_stale_partial_uploads(analyst_client, project, settings):
+    from datetime import timedelta
+
+    from django.utils import timezone
+    from uploads.tasks import purge_stale_uploads
+
+    settings.CORRELI_UPLOAD_STALE_HOURS = 2
+    create(analyst_client, 10, filename="stale.bin", project=str(project.pk))
+    create(analyst_client, 10, filename="recent.bin", project=str(project.pk))
+    stale = Upload.objects.get(filename="stale.bin")
+    Upload.objects.filter(pk=stale.pk).update(updated_at=timezone.now() - timedelta(hours=3))
+    assert purge_stale_uploads.delay().get() == 1
+    assert not stale.partial_path.exists()
+    assert list(Upload.objects.values_list("filename", flat=True)) == ["recent.bin"]
+    schedule = {entry["task"]: entry for entry in settings.CELERY_BEAT_SCHEDULE.values()}
+    assert schedule["uploads.tasks.purge_stale_uploads"]["schedule"] <= timedelta(hours=1)

@@ -3,11 +3,15 @@ from django.urls import reverse
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
+from projects.api.parsers import (
+    NulRefusingFormParser,
+    NulRefusingJSONParser,
+    NulRefusingMultiPartParser,
+)
 from projects.models import Membership
 from projects.permissions import ProjectScopedQuerysetMixin
 from rest_framework import viewsets
 from rest_framework.decorators import action
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 
 from catalogue.api import cache as list_cache
@@ -69,7 +73,7 @@ class DatasetViewSet(ProjectScopedQuerysetMixin, viewsets.ModelViewSet):
     queryset = Dataset.objects.all()
     serializer_class = DatasetSerializer
     filterset_class = DatasetFilterSet
-    parser_classes = [JSONParser, MultiPartParser, FormParser]
+    parser_classes = [NulRefusingJSONParser, NulRefusingMultiPartParser, NulRefusingFormParser]
     ordering_fields = ["created_at", "name", "size", "kind"]
 
     def filter_queryset(self, queryset):
@@ -126,13 +130,6 @@ class DatasetViewSet(ProjectScopedQuerysetMixin, viewsets.ModelViewSet):
         dataset = serializer.save(**extra)
         if upload is not None:
             validate_dataset_file(dataset)
-
-    def perform_destroy(self, instance):
-        stored = instance.file.name if instance.file else None
-        storage = instance.file.storage if instance.file else None
-        instance.delete()
-        if stored:
-            storage.delete(stored)
 
     @extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY})
     @action(detail=True, methods=["get"])

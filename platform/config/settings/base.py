@@ -6,6 +6,7 @@ PostgreSQL and Redis and refuses to start without them (see ``production.py``).
 """
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -37,17 +38,10 @@ def env_list(name: str, default: str = "") -> list[str]:
     return [item.strip() for item in (env(name, default) or "").split(",") if item.strip()]
 
 
-def app_present(name: str) -> bool:
-    """True when ``platform/<name>/apps.py`` exists (apps built in parallel may not yet)."""
-    return (PLATFORM_DIR / name / "apps.py").exists()
-
-
 SECRET_KEY = env("SECRET_KEY", "correli-insecure-development-key-change-me")
 DEBUG = env_bool("DEBUG", False)
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
-
-OPTIONAL_APPS = [name for name in ("jobs", "uploads") if app_present(name)]
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -64,8 +58,11 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "projects",
     "catalogue",
-    *OPTIONAL_APPS,
     "viewer",
+    "jobs",
+    "uploads",
+    "reviews",
+    "axes",
 ]
 
 MIDDLEWARE = [
@@ -79,6 +76,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "projects.audit.AuditUserMiddleware",
+    # last: turns a lockout found during authentication into a 429 response
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -127,6 +126,11 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# django-axes first: it refuses a locked-out username or address before the password is checked.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "projects:home"
 LOGOUT_REDIRECT_URL = "login"
@@ -154,6 +158,14 @@ CORRELI_DATA_ROOT = Path(env("CORRELI_DATA_ROOT", str(VAR_DIR / "data")))
 CORRELI_RESULTS_ROOT = Path(env("CORRELI_RESULTS_ROOT", str(MEDIA_ROOT / "results")))
 CORRELI_UPLOAD_TMP = Path(env("CORRELI_UPLOAD_TMP", str(VAR_DIR / "uploads")))
 CORRELI_UPLOAD_MAX_BYTES = int(env("CORRELI_UPLOAD_MAX_BYTES", str(64 * 1024**3)))
+# An upload is refused (507) when its declared length would leave less than this free on disk.
+CORRELI_UPLOAD_DISK_MARGIN_BYTES = int(env("CORRELI_UPLOAD_DISK_MARGIN_BYTES", str(1024**3)))
+# Bytes a project may hold (datasets + unfinished uploads); 0 means no quota.
+CORRELI_PROJECT_QUOTA_BYTES = int(env("CORRELI_PROJECT_QUOTA_BYTES", "0"))
+# Unfinished uploads untouched this long are purged by the periodic cleanup.
+CORRELI_UPLOAD_STALE_HOURS = float(env("CORRELI_UPLOAD_STALE_HOURS", "24"))
+# Review links for referees: the longest lifetime an owner may give one.
+CORRELI_REVIEW_LINK_MAX_DAYS = int(env("CORRELI_REVIEW_LINK_MAX_DAYS", "90"))
 
 CACHES = {
     "default": (
@@ -198,12 +210,37 @@ CELERY_TIMEZONE = TIME_ZONE
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TASK_EAGER_PROPAGATES = True
+# Periodic tasks (``celery beat``). Other apps add their own entries.
+CELERY_BEAT_SCHEDULE = {
+    "purge-stale-uploads": {
+        "task": "uploads.tasks.purge_stale_uploads",
+        "schedule": timedelta(hours=1),
+    },
+    "retry-file-removals": {
+        "task": "projects.tasks.retry_file_removals",
+        "schedule": timedelta(minutes=15),
+    },
+}
 
 REST_FRAMEWORK = {
+    # Token first: an unauthenticated request then gets 401 with ``WWW-Authenticate: Token``
+    # (session authentication has no challenge to offer and would make it a 403).
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.SessionAuthentication",
         "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
     ],
+    "DEFAULT_PARSER_CLASSES": [
+        "projects.api.parsers.NulRefusingJSONParser",
+        "projects.api.parsers.NulRefusingFormParser",
+        "projects.api.parsers.NulRefusingMultiPartParser",
+    ],
+    # Login attempts (token endpoint and login form): per client address and per username.
+    "DEFAULT_THROTTLE_RATES": {
+        "login_address": env("CORRELI_LOGIN_RATE_PER_ADDRESS", "20/min"),
+        "login_username": env("CORRELI_LOGIN_RATE_PER_USERNAME", "10/min"),
+    },
+    # Reverse proxies in front of the app (nginx in compose: 1) whose X-Forwarded-For to trust.
+    "NUM_PROXIES": int(env("CORRELI_NUM_PROXIES", "0")) or None,
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_FILTER_BACKENDS": [
         "django_filters.rest_framework.DjangoFilterBackend",
@@ -229,7 +266,22 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "ENUM_NAME_OVERRIDES": {},
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "projects.api.schema.add_error_responses",
+    ],
 }
+
+# django-axes: after CORRELI_LOGIN_FAILURE_LIMIT failed logins for one username, or from one
+# client address, further attempts are refused with 429 for the cool-off time.
+AXES_ENABLED = env_bool("CORRELI_LOGIN_LOCKOUT", True)
+AXES_FAILURE_LIMIT = int(env("CORRELI_LOGIN_FAILURE_LIMIT", "10"))
+AXES_COOLOFF_TIME = timedelta(minutes=float(env("CORRELI_LOGIN_COOLOFF_MINUTES", "15")))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "projects.throttling.lockout_response"
+AXES_CLIENT_IP_CALLABLE = "projects.throttling.client_address"
+AXES_HTTP_RESPONSE_CODE = 429
 
 LOGGING = {
     "version": 1,

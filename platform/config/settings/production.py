@@ -57,3 +57,10 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 SESSION_COOKIE_SECURE = True
 CSRF_COOKIE_SECURE = True
 X_FRAME_OPTIONS = "DENY"
+
+# Behind nginx: the client address (login throttling and lockout) is the last X-Forwarded-For
+# entry nginx adds, not nginx's own address.
+REST_FRAMEWORK = {  # noqa: F405
+    **REST_FRAMEWORK,  # noqa: F405
+    "NUM_PROXIES": int(env("CORRELI_NUM_PROXIES", "1")) or None,
+}

@@ -5,6 +5,7 @@ from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.exceptions import ValidationError
 from rest_framework.permissions import IsAuthenticated
 
+from projects import throttling
 from projects.api.serializers import AuditEventSerializer, MembershipSerializer, ProjectSerializer
 from projects.filtersets import AuditEventFilterSet, MembershipFilterSet, ProjectFilterSet
 from projects.models import AuditEvent, Membership, Project, Role
@@ -13,7 +14,22 @@ from projects.services import owners_left_after
 
 
 class ObtainTokenView(ObtainAuthToken):
-    """``POST {"username": ..., "password": ...}`` answers ``{"token": KEY}``."""
+    """``POST {"username": ..., "password": ...}`` answers ``{"token": KEY}``.
+
+    Rate-limited per client address and per username, and locked after repeated failures
+    (``projects.throttling``): both answer 429 with ``Retry-After``.
+    """
+
+    throttle_classes = list(throttling.LOGIN_THROTTLES)
+
+    def throttled(self, request, wait):
+        throttling.record_login_refusal(request, reason="rate limited")
+        super().throttled(request, wait)
+
+    def handle_exception(self, exc):
+        if isinstance(exc, ValidationError) and getattr(self.request, "axes_locked_out", False):
+            return throttling.lockout_response(self.request)
+        return super().handle_exception(exc)
 
     @extend_schema(
         request=inline_serializer(

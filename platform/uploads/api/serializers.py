@@ -9,11 +9,16 @@ class UploadStateSerializer(serializers.ModelSerializer):
     # Plain text here: the kind's choice set is documented once, on datasets.
     dataset_kind = serializers.CharField(read_only=True)
     status = serializers.CharField(read_only=True, help_text="receiving or complete")
-    dataset_status = serializers.CharField(source="dataset.status", read_only=True, default=None)
-    dataset_status_message = serializers.CharField(
-        source="dataset.status_message", read_only=True, default=None
+    # null until the upload is complete and has become a Dataset
+    dataset_status = serializers.CharField(
+        source="dataset.status", read_only=True, default=None, allow_null=True
     )
-    dataset_sha256 = serializers.CharField(source="dataset.sha256", read_only=True, default=None)
+    dataset_status_message = serializers.CharField(
+        source="dataset.status_message", read_only=True, default=None, allow_null=True
+    )
+    dataset_sha256 = serializers.CharField(
+        source="dataset.sha256", read_only=True, default=None, allow_null=True
+    )
 
     class Meta:
         model = Upload

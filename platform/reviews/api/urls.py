@@ -1,0 +1,5 @@
+from reviews.api.views import ReviewLinkViewSet
+
+
+def register(router) -> None:
+    router.register("review-links", ReviewLinkViewSet, basename="reviewlink")
