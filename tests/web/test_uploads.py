@@ -7,6 +7,7 @@ import hashlib
 import io
 import re
 import socket
+import uuid
 
 import h5py
 import numpy as np
@@ -349,9 +350,11 @@ def test_empty_file_becomes_rejected_dataset_at_creation(analyst_client, project
 
 
 def test_existing_files_are_never_overwritten(analyst_client, project, factories):
-    old = factories.make_dataset(project, content=b"precious", name="scan")
-    assert old.file.name.endswith("scan.bin")
-    upload_all(analyst_client, b"new bytes", filename="scan.bin", project=str(project.pk))
+    # A name no other test in this process has used, so that the upload collides with ``old``.
+    name = f"scan-{uuid.uuid4().hex[:8]}"
+    old = factories.make_dataset(project, content=b"precious", name=name)
+    assert old.file.name.endswith(f"{name}.bin")
+    upload_all(analyst_client, b"new bytes", filename=f"{name}.bin", project=str(project.pk))
     new = Dataset.objects.exclude(pk=old.pk).get()
     assert new.file.name != old.file.name
     with old.file.open("rb") as fh:
