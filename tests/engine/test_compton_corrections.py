@@ -296,7 +296,7 @@ def test_compton_geometry_command_flat_map(tmp_path, pinhole_spectra, capsys):
     out = tmp_path / "c.h5"
     argv = ["compton", str(tmp_path / "sp.h5"), "-o", str(out), "--geometry"]
     argv += [str(tmp_path / "g.json"), "--resolution-fwhm", str(tmp_path / "fwhm.npy")]
-    argv += ["--reference-fwhm-kev", "1.0", "--no-peak-fit", "--tail-profile", "none"]
+    argv += ["--reference-fwhm-kev", "1.0", "--no-fit-peaks", "--tail-profile", "none"]
     assert main(argv) == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     import h5py
