@@ -21,6 +21,7 @@ __all__ = [
     "DEFAULT_CALIBRATION",
     "fit_calibration",
     "parse_calibration",
+    "calibration_from_mapping",
 ]
 
 #: Paper Table 2: (state, depth region, S-parameter as measured, 1 - x).
@@ -46,6 +47,8 @@ class LinearCalibration:
         Standard errors when fitted from three or more points, else 0.
     source : str
         Where the coefficients come from (shown in result provenance).
+    covariance_ab : float
+        Covariance of intercept and slope (0 when not fitted).
     """
 
     intercept: float
@@ -53,6 +56,7 @@ class LinearCalibration:
     intercept_sigma: float = 0.0
     slope_sigma: float = 0.0
     source: str = "user"
+    covariance_ab: float = 0.0
 
     def __post_init__(self) -> None:
         if not (np.isfinite(self.intercept) and np.isfinite(self.slope)):
@@ -71,6 +75,26 @@ class LinearCalibration:
         """Statistical error of (1 - x) propagated from the error of S (coefficients exact)."""
         return np.asarray(s_sigma, dtype=np.float64) / abs(self.slope)
 
+    def covariance(self) -> np.ndarray:
+        """2 x 2 covariance of (intercept, slope)."""
+        return np.array(
+            [
+                [self.intercept_sigma**2, self.covariance_ab],
+                [self.covariance_ab, self.slope_sigma**2],
+            ]
+        )
+
+    def stoichiometry_calibration_sigma(self, s: ArrayLike) -> np.ndarray:
+        """Error of (1 - x) at S = ``s`` from the coefficients' covariance alone.
+
+        ``li = (S - A) / B``: ``var = (var_A + li^2 var_B + 2 li cov_AB) / B^2``.
+        """
+        li = self.stoichiometry(s)
+        var = (
+            self.intercept_sigma**2 + li**2 * self.slope_sigma**2 + 2 * li * self.covariance_ab
+        ) / self.slope**2
+        return np.sqrt(np.maximum(var, 0.0))
+
     def s_parameter(self, one_minus_x: ArrayLike) -> np.ndarray:
         """S-parameter expected at Li stoichiometry ``one_minus_x``."""
         return self.intercept + self.slope * np.asarray(one_minus_x, dtype=np.float64)
@@ -82,12 +106,17 @@ class LinearCalibration:
             "slope": self.slope,
             "intercept_sigma": self.intercept_sigma,
             "slope_sigma": self.slope_sigma,
+            "covariance_ab": self.covariance_ab,
             "source": self.source,
         }
 
 
 def fit_calibration(
-    s_values: ArrayLike, one_minus_x: ArrayLike, *, source: str = "fitted"
+    s_values: ArrayLike,
+    one_minus_x: ArrayLike,
+    *,
+    s_sigma: ArrayLike | None = None,
+    source: str = "fitted",
 ) -> LinearCalibration:
     """Least-squares line ``S = intercept + slope (1 - x)`` through calibration points.
 
@@ -97,17 +126,21 @@ def fit_calibration(
         Measured S-parameters (same windows and resolution as the data to be calibrated).
     one_minus_x : array_like, shape (n,)
         Known Li stoichiometries (e.g. from ICP) of the same samples.
+    s_sigma : array_like, shape (n,), optional
+        Standard errors of the S values: weighted fit, covariance ``(X^T W X)^-1`` (scaled by
+        the reduced chi-square when it exceeds 1 and n >= 3). Without them: ordinary least
+        squares, covariance from the residual scatter when n >= 3, else zero.
 
     Returns
     -------
     LinearCalibration
-        With standard errors of the coefficients from the residual scatter when n >= 3.
+        With the standard errors and covariance of the coefficients.
 
     Raises
     ------
     EngineInputError
         Fewer than 2 points, mismatched lengths, non-finite values, all points at one
-        stoichiometry, or a fitted slope of zero.
+        stoichiometry (collinear in S only), non-positive sigmas, or a fitted slope of zero.
     """
     s = np.asarray(s_values, dtype=np.float64).ravel()
     li = np.asarray(one_minus_x, dtype=np.float64).ravel()
@@ -119,16 +152,34 @@ def fit_calibration(
         raise EngineInputError(
             "all calibration points have the same stoichiometry: the slope is undetermined"
         )
+    if s_sigma is None:
+        weights = np.ones_like(s)
+    else:
+        sig = np.asarray(s_sigma, dtype=np.float64).ravel()
+        if sig.shape != s.shape or not np.all(np.isfinite(sig)) or np.any(sig <= 0):
+            raise EngineInputError("calibration S errors must be finite and > 0, one per point")
+        weights = 1.0 / sig**2
     design = np.stack([np.ones_like(li), li], axis=1)
-    coef, *_ = np.linalg.lstsq(design, s, rcond=None)
-    sig = (0.0, 0.0)
-    if s.size >= 3:
+    normal = design.T @ (weights[:, None] * design)
+    inverse = np.linalg.inv(normal)
+    coef = inverse @ (design.T @ (weights * s))
+    cov = np.zeros((2, 2))
+    if s_sigma is not None:
+        cov = inverse
+        if s.size >= 3:
+            residual = s - design @ coef
+            chi2 = float(residual @ (weights * residual)) / (s.size - 2)
+            cov = inverse * max(chi2, 1.0)
+    elif s.size >= 3:
         residual = s - design @ coef
-        var = residual @ residual / (s.size - 2)
-        cov = var * np.linalg.inv(design.T @ design)
-        sig = (float(np.sqrt(cov[0, 0])), float(np.sqrt(cov[1, 1])))
+        cov = (residual @ residual / (s.size - 2)) * inverse
     return LinearCalibration(
-        float(coef[0]), float(coef[1]), intercept_sigma=sig[0], slope_sigma=sig[1], source=source
+        float(coef[0]),
+        float(coef[1]),
+        intercept_sigma=float(np.sqrt(cov[0, 0])),
+        slope_sigma=float(np.sqrt(cov[1, 1])),
+        covariance_ab=float(cov[0, 1]),
+        source=source,
     )
 
 
@@ -150,3 +201,21 @@ def parse_calibration(text: str) -> LinearCalibration:
             f"--calibration expects two numbers A,B meaning S = A + B (1 - x), got {text!r}"
         ) from None
     return LinearCalibration(a, b, source="user")
+
+
+def calibration_from_mapping(values: dict) -> LinearCalibration:
+    """A calibration as written by ``compton-calibrate`` (its ``calibration`` object)."""
+    try:
+        return LinearCalibration(
+            float(values["intercept"]),
+            float(values["slope"]),
+            intercept_sigma=float(values.get("intercept_sigma", 0.0)),
+            slope_sigma=float(values.get("slope_sigma", 0.0)),
+            covariance_ab=float(values.get("covariance_ab", 0.0)),
+            source=str(values.get("source", "calibration file")),
+        )
+    except (KeyError, TypeError, ValueError):
+        raise EngineInputError(
+            "calibration file must hold intercept and slope (and optionally intercept_sigma, "
+            "slope_sigma, covariance_ab)"
+        ) from None

@@ -16,10 +16,29 @@ import numpy as np
 from analysis_engine.compton.calibration import (
     DEFAULT_CALIBRATION,
     LinearCalibration,
+    calibration_from_mapping,
     fit_calibration,
     parse_calibration,
 )
-from analysis_engine.compton.kinematics import compton_energy_kev, energy_from_pz
+from analysis_engine.compton.corrected import (
+    DEFAULT_BACKGROUND_BAND_AU,
+    DEFAULT_REFERENCE_FWHM_KEV,
+    FLAG_RESOLUTION,
+    corrected_s_parameter,
+    find_bad_pixels,
+)
+from analysis_engine.compton.geometry import (
+    GEOMETRY_KEYS,
+    InstrumentGeometry,
+    geometry_from_mapping,
+    pixel_angles_deg,
+)
+from analysis_engine.compton.kinematics import (
+    ELECTRON_REST_ENERGY_KEV,
+    compton_energy_kev,
+    energy_from_pz,
+)
+from analysis_engine.compton.matrix import matrix_model
 from analysis_engine.compton.peakfit import fit_compton_peaks
 from analysis_engine.compton.profile import (
     DEFAULT_HIGH_WINDOW_AU,
@@ -32,7 +51,7 @@ from analysis_engine.compton.profile import (
 from analysis_engine.errors import EngineInputError
 from analysis_engine.parameters import Command
 
-__all__ = ["COMMANDS", "run_compton"]
+__all__ = ["COMMANDS", "run_compton", "run_compton_calibrate"]
 
 Progress = Callable[[float, str], None]
 
@@ -60,6 +79,13 @@ def _as_calibration(calibration: Any) -> LinearCalibration:
         return DEFAULT_CALIBRATION
     if isinstance(calibration, LinearCalibration):
         return calibration
+    if isinstance(calibration, str | os.PathLike) and str(calibration).endswith(".json"):
+        from analysis_engine.io.common import read_json
+
+        data = read_json(calibration, what="calibration file")
+        return calibration_from_mapping(
+            data.get("calibration", data) if isinstance(data, dict) else {}
+        )
     if isinstance(calibration, str):
         return parse_calibration(calibration)
     try:
@@ -71,12 +97,73 @@ def _as_calibration(calibration: Any) -> LinearCalibration:
     return LinearCalibration(a, b)
 
 
+def _geometry(geometry: Any, input_path: Any, incident_kev: float, angle_deg: float):
+    """The pinhole geometry: given, else the file's /instrument group, else none (one angle)."""
+    from analysis_engine.io.common import read_json
+    from analysis_engine.io.spectra import read_instrument
+
+    if isinstance(geometry, InstrumentGeometry):
+        return geometry, "given"
+    if isinstance(geometry, dict):
+        return geometry_from_mapping(geometry), "given"
+    if isinstance(geometry, str | os.PathLike):
+        return geometry_from_mapping(read_json(geometry, what="geometry file")), str(geometry)
+    try:
+        attrs = read_instrument(input_path)
+    except EngineInputError:  # not HDF5 (e.g. .hxt): no /instrument group
+        attrs = None
+    if attrs and any(k in attrs for k in GEOMETRY_KEYS):
+        return geometry_from_mapping(
+            {k: v for k, v in attrs.items() if k in GEOMETRY_KEYS}
+        ), "/instrument of the spectra file"
+    return None, f"single angle {angle_deg:g} deg at {incident_kev:g} keV"
+
+
+def _pixel_map(value: Any, shape: tuple[int, int], what: str) -> np.ndarray | None:
+    if value is None:
+        return None
+    if isinstance(value, str | os.PathLike):
+        from analysis_engine.io.common import read_array
+
+        value = read_array(value)
+    arr = np.asarray(value, dtype=np.float64)
+    if arr.ndim == 3 and arr.shape[0] == 1:
+        arr = arr[0]
+    if arr.shape != shape:
+        raise EngineInputError(
+            f"{what} has shape {arr.shape} but the spectra have {shape[0]} x {shape[1]} pixels"
+        )
+    return arr
+
+
+def _background(background: Any, n_bins: int) -> Any:
+    if background is None or (isinstance(background, str) and background in ("fit", "none")):
+        return background or "none"
+    if isinstance(background, str | os.PathLike):
+        from analysis_engine.io.common import read_array
+
+        background = read_array(background)
+    arr = np.asarray(background, dtype=np.float64).ravel()
+    if arr.size != n_bins:
+        raise EngineInputError(
+            f"background spectrum has {arr.size} bins but the spectra have {n_bins}"
+        )
+    return arr
+
+
 def run_compton(
     input_path: str | os.PathLike,
     output_path: str | os.PathLike,
     *,
     incident_kev: float = 115.0,
     angle_deg: float = 90.0,
+    geometry: str | os.PathLike | dict | InstrumentGeometry | None = None,
+    background: str | os.PathLike | np.ndarray | None = "fit",
+    background_band_au: tuple[float, float] = DEFAULT_BACKGROUND_BAND_AU,
+    tail_profile: str = "nmc811",
+    resolution_fwhm: str | os.PathLike | np.ndarray | None = None,
+    reference_fwhm_kev: float | None = DEFAULT_REFERENCE_FWHM_KEV,
+    porosity: str | os.PathLike | np.ndarray | None = None,
     calibration: LinearCalibration | tuple[float, float] | str | None = None,
     calibration_points: str | Sequence[tuple[float, float]] | None = None,
     attenuation: float = 1.0,
@@ -87,6 +174,8 @@ def run_compton(
     min_counts: float = 100.0,
     fit_peaks: bool = True,
     eta: float | None = None,
+    energy_scale_sigma_kev: float = 0.05,
+    resolution_sigma_fraction: float = 0.05,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
     """S-parameter, Li stoichiometry and Compton peak maps from per-pixel spectra.
@@ -98,16 +187,43 @@ def run_compton(
         HEXITEC ``.hxt`` v3 file (recognised by content, see docs/formats.md).
     output_path : path
         HDF5 file to write (atomically): ``/s_parameter``, ``/s_parameter_sigma``,
-        ``/li_stoichiometry``, ``/li_stoichiometry_sigma``, ``/peak_center_kev``,
-        ``/peak_fwhm_kev`` (+ ``_sigma``), ``/peak_area``, ``/compton_counts``, ``/flags``
-        (rows x cols, NaN outside the mask or where flagged), ``/mask``,
-        ``/profile/pz_au``, ``/profile/j``, ``/profile/j_sigma``, ``/profile/energy_kev``
-        (J(p_z) of the summed in-mask spectrum, area 1 over |p_z| < 5 a.u.),
+        ``/li_stoichiometry``, ``/li_stoichiometry_sigma`` (counting + calibration),
+        ``/peak_center_kev``, ``/peak_fwhm_kev`` (+ ``_sigma``), ``/peak_area``,
+        ``/compton_counts``, ``/flags`` (rows x cols, NaN outside the mask or where flagged),
+        ``/mask``, ``/bad_pixels``, ``/angle_deg`` and ``/line_energy_kev`` (per pixel),
+        ``/background_per_kev`` and ``/background_low``, ``/background_high`` (counts
+        subtracted per window), ``/s_uncorrected_resolution`` and ``/resolution_fwhm_kev``
+        (when a FWHM map is given), ``/s_measured`` and ``/non_cathode_fraction`` (when a
+        porosity map is given), ``/profile/pz_au``, ``/profile/j``, ``/profile/j_sigma``
+        (J(p_z) of the in-mask pixels, each on its own p_z scale, area 1 over |p_z| < 5 a.u.),
         ``/summed_spectrum``, ``/energy_bins``.
     incident_kev, angle_deg : float
-        Beam energy (keV) and scattering angle (deg) for Eq. 6.
-    calibration : LinearCalibration, (A, B), "A,B" or None
-        ``S = A + B (1 - x)``; default the paper's Table 2 fit, 0.650 + 2.309 (1 - x).
+        Beam energy (keV) and scattering angle (deg) for Eq. 6 when no geometry is known.
+    geometry : path to a JSON file, dict or None
+        Pinhole geometry (keys ``incident_energy_kev``, ``scattering_angle_deg``,
+        ``sample_to_pinhole_mm``, ``pinhole_to_detector_mm``, ``pixel_pitch_mm``,
+        ``beam_axis``): per-pixel angle, line energy, p_z scale and windows. Default: the
+        ``/instrument`` group of the spectra file, else one angle for every pixel.
+    background : "fit", "none", or a measured background spectrum (path or array)
+        Background under the peak: a line fitted per pixel in the side bands (default), none,
+        or a measured spectrum scaled to each pixel's side bands.
+    background_band_au : (float, float)
+        ``|p_z|`` range of the background side bands, atomic units.
+    tail_profile : {"nmc811", "none"}
+        Profile whose tails in the side bands belong to the sample (not background) in the
+        background fit; "none" treats everything in the bands as background.
+    resolution_fwhm : path or array, optional
+        Detector FWHM per pixel at the Compton line (keV, rows x cols, NaN = unknown); S is
+        brought to the common ``reference_fwhm_kev``.
+    reference_fwhm_kev : float, optional
+        Common resolution S refers to (keV at the middle angle; default 1.1 keV); None: the
+        broadest pixel. Maps and calibrations must use the same value.
+    porosity : path or array, optional
+        Pore volume fraction per pixel (rows x cols), e.g. the registered XCT map: S is
+        corrected for electrolyte, carbon and binder scatter (free-atom model).
+    calibration : LinearCalibration, (A, B), "A,B", a calibration JSON path or None
+        ``S = A + B (1 - x)``; default the paper's Table 2 fit, 0.650 + 2.309 (1 - x). A
+        ``.json`` path reads a calibration written by ``compton-calibrate``.
     calibration_points : "S:1-x,..." or sequence of (S, 1 - x), optional
         Fit the calibration line through these points instead of giving it, e.g.
         ``0.88:0.10,2.40:0.76`` (not together with ``calibration``).
@@ -116,13 +232,13 @@ def run_compton(
         for regions 1-3) before calibration.
     mask : path spec, array or None
         (rows, cols) region mask, nonzero inside (e.g. the XCT cathode footprint of one depth
-        region); any ``read_array`` spec. Default: every pixel. Pixels marked in the file's
-        ``/bad_pixels`` are always excluded.
+        region); any ``read_array`` spec. Default: every pixel. Bad pixels (the file's
+        ``/bad_pixels``, dead and noisy ones) are always excluded.
     low_window_au, high_window_au : (float, float)
         ``|p_z|`` windows of S_L and S_H (Eqs. 8-9).
     klein_nishina : bool
-        Correct counts by the relative Klein-Nishina factor (Eq. 5). Off by default: the
-        paper's S values (and the default calibration) are from the spectra as measured.
+        Correct counts by the relative Klein-Nishina factor (Eq. 5); only without geometry,
+        background and resolution corrections.
     min_counts : float
         Pixels with fewer counts in the S windows are flagged and NaN (the peak fit uses
         twice this in its +-6 keV window).
@@ -130,22 +246,29 @@ def run_compton(
         Fit the pseudo-Voigt per pixel (centre/FWHM maps); skip for speed.
     eta : float, optional
         Fixed Lorentz fraction for the peak fits; default fitted on the summed spectrum.
+    energy_scale_sigma_kev : float
+        Standard error of the per-pixel energy calibration, for the uncertainty budget.
+    resolution_sigma_fraction : float
+        Relative standard error of the FWHM map, for the uncertainty budget.
     progress : callable(fraction, message), optional
 
     Returns
     -------
     dict
-        Summary: ``s_total`` (S of the summed in-mask spectrum), ``s_total_sigma``,
-        ``li_total``, ``li_total_sigma``, ``s_mean``, ``s_std``, ``li_mean``, ``li_std``
-        (over valid pixels), ``pixels`` (in the mask), ``pixels_valid``, ``pixels_flagged``,
-        ``counts_total``, ``peak_center_kev``, ``peak_fwhm_kev`` (summed spectrum),
-        ``calibration``, ``attenuation``, windows and geometry.
+        Summary: ``s_total`` (S_L / S_H summed over valid in-mask pixels), ``s_total_sigma``,
+        ``li_total``, ``li_total_sigma``, ``uncertainty_budget`` (sigma of li_total from
+        counting, calibration, energy scale and resolution), ``s_mean``, ``s_std``,
+        ``li_mean``, ``li_std``, ``pixels``, ``pixels_valid``, ``pixels_flagged``,
+        ``pixels_bad``, ``counts_total``, ``peak_center_kev``, ``peak_fwhm_kev``,
+        ``calibration`` (with ``is_default``), ``geometry``, ``background``,
+        ``resolution_correction``, ``matrix_correction``, ``attenuation``, windows.
 
     Raises
     ------
     EngineInputError
-        Missing energy axis, energy range not covering the windows, negative counts, no
-        counts in the mask, a zero-slope calibration, bad mask or options.
+        Missing energy axis, energy range not covering the windows at some pixel's angle,
+        negative counts, no counts in the mask, a zero-slope calibration, bad geometry, mask,
+        porosity or FWHM map, or bad options.
     """
     from analysis_engine.io.common import write_hdf5
     from analysis_engine.io.inputs import read_any_spectra
@@ -167,47 +290,182 @@ def run_compton(
         calib = _calibration_points(calibration_points)
     else:
         calib = _as_calibration(calibration)
-    kw = {"incident_kev": incident_kev, "angle_deg": angle_deg}
     windows = {"low_window_au": tuple(low_window_au), "high_window_au": tuple(high_window_au)}
 
     report(0.0, "reading spectra")
+    geo, geo_source = _geometry(geometry, input_path, incident_kev, angle_deg)
     energy, cube, attrs = read_any_spectra(input_path)
-    rows, cols, _ = cube.shape
+    rows, cols, n_bins = cube.shape
+    if geo is not None:
+        incident_kev = geo.incident_energy_kev
+        angle_deg = geo.scattering_angle_deg
+        angles = pixel_angles_deg(geo, (rows, cols))
+    else:
+        angles = np.full((rows, cols), float(angle_deg))
+    kw = {"incident_kev": incident_kev, "angle_deg": angle_deg}
     inside = _mask_array(mask, (rows, cols))
-    bad = attrs.get("bad_pixels")
-    if isinstance(bad, np.ndarray) and bad.shape == inside.shape:
-        inside &= ~bad
+    fwhm_map = _pixel_map(resolution_fwhm, (rows, cols), "resolution (FWHM) map")
+    fwhm_source = "given" if fwhm_map is not None else None
+    if fwhm_map is None and isinstance(attrs.get("resolution_fwhm_kev"), np.ndarray):
+        fwhm_map = _pixel_map(attrs["resolution_fwhm_kev"], (rows, cols), "resolution map")
+        fwhm_source = "/resolution_fwhm_kev of the spectra file"
+    porosity_map = _pixel_map(porosity, (rows, cols), "porosity map")
+    if porosity_map is not None and np.any(
+        (porosity_map[np.isfinite(porosity_map)] < 0)
+        | (porosity_map[np.isfinite(porosity_map)] > 1)
+    ):
+        raise EngineInputError("porosity map values must be pore fractions within 0..1")
+    bg = _background(background, n_bins)
+    corrections_on = geo is not None or not (isinstance(bg, str) and bg == "none")
+    if klein_nishina and (corrections_on or fwhm_map is not None):
+        raise EngineInputError(
+            "klein_nishina applies to uncorrected spectra only; use it with background='none' "
+            "and no geometry"
+        )
+    bad = find_bad_pixels(cube.sum(axis=2, dtype=np.float64))
+    file_bad = attrs.get("bad_pixels")
+    if isinstance(file_bad, np.ndarray) and file_bad.shape == bad.shape:
+        bad |= file_bad
+    inside &= ~bad
     if not inside.any():
-        raise EngineInputError("the mask selects no pixels of the spectra")
+        raise EngineInputError(
+            "the mask selects no usable pixels: all are outside it, dead (zero counts) or bad"
+        )
 
     report(0.15, "S-parameter per pixel")
-    smap = s_parameter(
-        cube, energy, klein_nishina=klein_nishina, min_counts=min_counts, **windows, **kw
-    )
-    if not np.any(smap.window_counts[inside] > 0):
+    corr = {
+        "incident_kev": incident_kev,
+        "background": bg,
+        "background_band_au": tuple(background_band_au),
+        "tail_profile": tail_profile,
+        "bad_pixels": bad,
+        **windows,
+    }
+
+    def s_maps(energy_axis: np.ndarray, fwhm: np.ndarray | None):
+        return corrected_s_parameter(
+            cube,
+            energy_axis,
+            angle_deg=angles,
+            resolution_fwhm_kev=fwhm,
+            reference_fwhm_kev=reference_fwhm_kev,
+            min_counts=min_counts,
+            **corr,
+        )
+
+    if klein_nishina:
+        plain = s_parameter(
+            cube, energy, klein_nishina=True, min_counts=min_counts, **windows, **kw
+        )
+        smap = None
+        low_i, high_i, s_raw, counts_w = (
+            plain.low_integral,
+            plain.high_integral,
+            plain.s,
+            plain.window_counts,
+        )
+        flags = plain.flags.copy()
+    else:
+        smap = s_maps(energy, fwhm_map)
+        low_i, high_i, s_raw, counts_w = (
+            smap.low_integral,
+            smap.high_integral,
+            smap.s,
+            smap.window_counts,
+        )
+        flags = smap.flags.copy()
+    if not np.any(counts_w[inside] > 0):
         raise EngineInputError(
             "all pixels in the mask have zero counts in the Compton windows "
             f"({energy_from_pz(-high_window_au[1], **kw):.2f}-"
             f"{energy_from_pz(high_window_au[1], **kw):.2f} keV): nothing to analyse"
         )
-    summed = cube[inside].sum(axis=0, dtype=np.float64)
-    total = s_parameter(
-        summed, energy, klein_nishina=klein_nishina, min_counts=1.0, **windows, **kw
-    )
-    profile = compton_profile(
-        summed, energy, klein_nishina=klein_nishina, high_window_au=high_window_au, **kw
-    )
+    s_pixel = s_raw
+    non_cathode = None
+    matrix_info: dict[str, Any] | None = None
+    if porosity_map is not None:
+        model = matrix_model(
+            resolution_fwhm_kev=float(smap.reference_fwhm_kev)
+            if smap is not None and smap.reference_fwhm_kev
+            else 0.8,
+            **kw,
+            **windows,
+        )
+        phi = np.where(np.isfinite(porosity_map), porosity_map, 0.0)
+        s_pixel, non_cathode = model.cathode_s(low_i, high_i, phi)
+        s_pixel = np.where(np.isfinite(s_raw), s_pixel, np.nan)
+        matrix_info = {**model.as_dict(), "model": "free-atom (xraylib) electron-weighted"}
 
-    flags = smap.flags.copy()
+    valid = inside & np.isfinite(s_pixel)
     flags[~inside] |= FLAG_OUTSIDE_MASK
-    s_map = np.where(inside, smap.s, np.nan) * attenuation
-    s_sigma = np.where(inside, smap.s_sigma, np.nan) * attenuation
+    rel_sigma = smap.s_sigma / smap.s if smap is not None else plain.s_sigma / plain.s
+    s_map = np.where(inside, s_pixel, np.nan) * attenuation
+    s_sigma = np.abs(s_map) * np.where(inside, rel_sigma, np.nan)
     li_map = calib.stoichiometry(s_map)
-    li_sigma = calib.stoichiometry_sigma(s_sigma)
-    counts_map = np.where(inside, smap.window_counts, np.nan)
-    s_total = float(total.s) * attenuation
-    s_total_sigma = float(total.s_sigma) * attenuation
+    li_sigma = np.sqrt(
+        calib.stoichiometry_sigma(s_sigma) ** 2 + calib.stoichiometry_calibration_sigma(s_map) ** 2
+    )
+    counts_map = np.where(inside, counts_w, np.nan)
 
+    def region_s(lo_map: np.ndarray, hi_map: np.ndarray) -> float:
+        a, b = float(np.sum(lo_map[valid])), float(np.sum(hi_map[valid]))
+        if porosity_map is not None:
+            phi_mean = float(np.average(phi[valid], weights=np.maximum(counts_w[valid], 1e-9)))
+            return float(model.cathode_s(a, b, phi_mean)[0]) * attenuation
+        return a / b * attenuation
+
+    if not valid.any():
+        raise EngineInputError("no pixel in the mask has enough counts for an S-parameter")
+    s_total = region_s(low_i, high_i)
+    rel_total = np.sqrt(
+        1.0 / max(float(np.sum(low_i[valid])), 1e-300)
+        + 1.0 / max(float(np.sum(high_i[valid])), 1e-300)
+    )
+    s_total_sigma = s_total * rel_total
+
+    # uncertainty budget of li_total: each term as a standard deviation of (1 - x)
+    budget: dict[str, float] = {
+        "counting": float(calib.stoichiometry_sigma(s_total_sigma)),
+        "calibration": float(calib.stoichiometry_calibration_sigma(s_total)),
+        "energy_scale": 0.0,
+        "resolution": 0.0,
+    }
+    if smap is not None:
+        report(0.25, "uncertainty budget: energy scale and resolution")
+        shifted = [
+            s_maps(energy + d, fwhm_map) for d in (energy_scale_sigma_kev, -energy_scale_sigma_kev)
+        ]
+        budget["energy_scale"] = float(
+            abs(
+                region_s(shifted[0].low_integral, shifted[0].high_integral)
+                - region_s(shifted[1].low_integral, shifted[1].high_integral)
+            )
+            / 2
+            / abs(calib.slope)
+        )
+        if fwhm_map is not None:
+            scaled = [
+                s_maps(energy, fwhm_map * (1 + d))
+                for d in (resolution_sigma_fraction, -resolution_sigma_fraction)
+            ]
+            budget["resolution"] = float(
+                abs(
+                    region_s(scaled[0].low_integral, scaled[0].high_integral)
+                    - region_s(scaled[1].low_integral, scaled[1].high_integral)
+                )
+                / 2
+                / abs(calib.slope)
+            )
+    li_total_sigma = float(np.sqrt(sum(v**2 for v in budget.values())))
+
+    summed = cube[inside].sum(axis=0, dtype=np.float64)
+    profile = _region_profile(cube, energy, inside, angles, incident_kev, high_window_au)
+    line_map = np.where(
+        np.isfinite(angles),
+        incident_kev
+        / (1 + incident_kev / ELECTRON_REST_ENERGY_KEV * (1 - np.cos(np.deg2rad(angles)))),
+        np.nan,
+    )
     datasets: dict[str, Any] = {
         "/s_parameter": s_map.astype(np.float32),
         "/s_parameter_sigma": s_sigma.astype(np.float32),
@@ -215,13 +473,46 @@ def run_compton(
         "/li_stoichiometry_sigma": li_sigma.astype(np.float32),
         "/compton_counts": counts_map.astype(np.float32),
         "/mask": inside.astype(np.uint8),
-        "/profile/pz_au": profile.pz_au,
-        "/profile/j": profile.j,
-        "/profile/j_sigma": profile.j_sigma,
-        "/profile/energy_kev": profile.energy_kev,
+        "/bad_pixels": bad.astype(np.uint8),
+        "/angle_deg": angles.astype(np.float32),
+        "/line_energy_kev": line_map.astype(np.float32),
+        "/profile/pz_au": profile[0],
+        "/profile/j": profile[1],
+        "/profile/j_sigma": profile[2],
         "/summed_spectrum": summed,
         "/energy_bins": energy,
     }
+    if smap is not None:
+        datasets["/background_per_kev"] = np.where(inside, smap.background_per_kev, np.nan).astype(
+            np.float32
+        )
+        datasets["/background_low"] = np.where(inside, smap.background_low, np.nan).astype(
+            np.float32
+        )
+        datasets["/background_high"] = np.where(inside, smap.background_high, np.nan).astype(
+            np.float32
+        )
+    resolution_info: dict[str, Any] | None = None
+    if fwhm_map is not None and smap is not None:
+        datasets["/resolution_fwhm_kev"] = fwhm_map.astype(np.float32)
+        datasets["/s_uncorrected_resolution"] = (
+            np.where(inside, smap.s_uncorrected_resolution, np.nan) * attenuation
+        ).astype(np.float32)
+        change = (smap.s - smap.s_uncorrected_resolution)[valid] / smap.s_uncorrected_resolution[
+            valid
+        ]
+        resolution_info = {
+            "source": fwhm_source,
+            "reference_fwhm_kev": smap.reference_fwhm_kev,
+            "fwhm_mean_kev": float(np.nanmean(fwhm_map[inside])),
+            "fwhm_std_kev": float(np.nanstd(fwhm_map[inside])),
+            "s_change_mean_pct": float(100 * np.nanmean(change)) if change.size else None,
+            "s_change_std_pct": float(100 * np.nanstd(change)) if change.size else None,
+            "pixels_too_broad": int(np.count_nonzero(flags[inside] & FLAG_RESOLUTION)),
+        }
+    if non_cathode is not None:
+        datasets["/s_measured"] = (np.where(inside, s_raw, np.nan) * attenuation).astype(np.float32)
+        datasets["/non_cathode_fraction"] = np.where(inside, non_cathode, np.nan).astype(np.float32)
     peak_summary: dict[str, float | None] = {"peak_center_kev": None, "peak_fwhm_kev": None}
     nan_map = np.full((rows, cols), np.nan, dtype=np.float32)
     if fit_peaks:
@@ -251,22 +542,37 @@ def run_compton(
         datasets["/peak_fwhm_kev"] = nan_map
     datasets["/flags"] = flags
 
-    valid = inside & np.isfinite(s_map)
+    li_total = float(calib.stoichiometry(s_total))
     summary: dict[str, Any] = {
         "s_total": s_total,
         "s_total_sigma": s_total_sigma,
-        "li_total": float(calib.stoichiometry(s_total)),
-        "li_total_sigma": float(calib.stoichiometry_sigma(s_total_sigma)),
-        "s_mean": float(np.mean(s_map[valid])) if valid.any() else None,
-        "s_std": float(np.std(s_map[valid])) if valid.any() else None,
-        "li_mean": float(np.mean(li_map[valid])) if valid.any() else None,
-        "li_std": float(np.std(li_map[valid])) if valid.any() else None,
+        "li_total": li_total,
+        "li_total_sigma": li_total_sigma,
+        "uncertainty_budget": budget,
+        "s_mean": float(np.mean(s_map[valid])),
+        "s_std": float(np.std(s_map[valid])),
+        "li_mean": float(np.mean(li_map[valid])),
+        "li_std": float(np.std(li_map[valid])),
         "pixels": int(inside.sum()),
         "pixels_valid": int(valid.sum()),
         "pixels_flagged": int(np.count_nonzero(flags[inside])),
+        "pixels_bad": int(bad.sum()),
         "counts_total": float(np.nansum(counts_map)),
         **peak_summary,
-        "calibration": calib.as_dict(),
+        "calibration": {
+            **calib.as_dict(),
+            "is_default": calib is DEFAULT_CALIBRATION,
+        },
+        "geometry": {**(geo.as_dict() if geo is not None else {}), "source": geo_source},
+        "angle_range_deg": [float(np.min(angles)), float(np.max(angles))],
+        "background": {
+            "mode": bg if isinstance(bg, str) else "measured",
+            "band_au": list(background_band_au),
+            "counts_low": float(np.sum(smap.background_low[valid])) if smap is not None else 0.0,
+            "counts_high": float(np.sum(smap.background_high[valid])) if smap is not None else 0.0,
+        },
+        "resolution_correction": resolution_info,
+        "matrix_correction": matrix_info,
         "attenuation": float(attenuation),
         "incident_kev": float(incident_kev),
         "angle_deg": float(angle_deg),
@@ -282,8 +588,9 @@ def run_compton(
         attrs={
             "/": {
                 **{k: v for k, v in summary.items() if v is not None},
-                "s_definition": "measured: S_L/S_H from the spectra as recorded (detector "
-                "resolution included), times the attenuation factor",
+                "s_definition": "S_L/S_H per pixel on its own p_z scale (pinhole geometry), "
+                "background subtracted, at the reference resolution when a FWHM map is given, "
+                "times the attenuation factor",
                 "flag_bits": {str(k): v for k, v in FLAG_DESCRIPTIONS.items()},
                 "source_file": os.path.basename(str(input_path)),
             }
@@ -291,6 +598,178 @@ def run_compton(
     )
     report(1.0, "done")
     return summary
+
+
+def _region_profile(cube, energy, inside, angles, incident_kev, high_window_au):
+    """J(p_z) of the in-mask pixels: each angle group on its own p_z scale, summed on one grid."""
+    keys = np.round(angles, 9)
+    groups = np.unique(keys[inside])
+    mid = float(np.median(groups))
+    ref = compton_profile(
+        cube[inside & (keys == groups[np.argmin(np.abs(groups - mid))])].sum(
+            axis=0, dtype=np.float64
+        ),
+        energy,
+        incident_kev=incident_kev,
+        angle_deg=float(groups[np.argmin(np.abs(groups - mid))]),
+        high_window_au=high_window_au,
+        normalise=False,
+    )
+    grid = ref.pz_au
+    j = np.zeros_like(grid)
+    var = np.zeros_like(grid)
+    for angle in groups:
+        summed = cube[inside & (keys == angle)].sum(axis=0, dtype=np.float64)
+        prof = compton_profile(
+            summed,
+            energy,
+            incident_kev=incident_kev,
+            angle_deg=float(angle),
+            high_window_au=high_window_au,
+            normalise=False,
+        )
+        j += np.interp(grid, prof.pz_au, prof.j, left=0.0, right=0.0)
+        var += np.interp(grid, prof.pz_au, prof.j_sigma**2, left=0.0, right=0.0)
+    area = float(np.trapezoid(np.where(np.abs(grid) < high_window_au[1], j, 0.0), grid))
+    if area <= 0:
+        raise EngineInputError("no counts inside the S windows: cannot normalise J(p_z)")
+    return grid, j / area, np.sqrt(var) / area
+
+
+def run_compton_calibrate(
+    standards: str | os.PathLike | list[dict[str, Any]],
+    output_path: str | os.PathLike,
+    *,
+    geometry: str | os.PathLike | dict | InstrumentGeometry | None = None,
+    background: str | os.PathLike | np.ndarray | None = "fit",
+    background_band_au: tuple[float, float] = DEFAULT_BACKGROUND_BAND_AU,
+    tail_profile: str = "nmc811",
+    resolution_fwhm: str | os.PathLike | np.ndarray | None = None,
+    reference_fwhm_kev: float | None = DEFAULT_REFERENCE_FWHM_KEV,
+    low_window_au: tuple[float, float] = DEFAULT_LOW_WINDOW_AU,
+    high_window_au: tuple[float, float] = DEFAULT_HIGH_WINDOW_AU,
+    min_counts: float = 100.0,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Fit ``S = A + B (1 - x)`` with its covariance from spectra of reference standards.
+
+    Each standard's S is measured exactly as :func:`run_compton` measures a region (same
+    geometry, background, resolution reference and windows; S_L / S_H summed over its usable
+    pixels), then a weighted straight line is fitted (:func:`fit_calibration`).
+
+    Parameters
+    ----------
+    standards : path to a JSON file or list
+        ``[{"spectra": PATH, "one_minus_x": VALUE, "mask": optional PATH}, ...]`` (paths in
+        a file are relative to the file); at least two distinct stoichiometries.
+    output_path : path
+        JSON file written atomically: ``calibration`` (``intercept``, ``slope``, sigmas,
+        ``covariance_ab``, ``source``), ``points`` and the measurement settings. It can be
+        given back to ``compton --calibration FILE.json``.
+    geometry
+        As for :func:`run_compton`; the same value as for the maps to be calibrated.
+    background
+        As for :func:`run_compton`; the same value as for the maps to be calibrated.
+    background_band_au
+        As for :func:`run_compton`; the same value as for the maps to be calibrated.
+    tail_profile
+        As for :func:`run_compton`; the same value as for the maps to be calibrated.
+    resolution_fwhm
+        As for :func:`run_compton`; the same value as for the maps to be calibrated.
+    reference_fwhm_kev
+        As for :func:`run_compton`; the same value as for the maps to be calibrated.
+    low_window_au
+        As for :func:`run_compton`; the same value as for the maps to be calibrated.
+    high_window_au
+        As for :func:`run_compton`; the same value as for the maps to be calibrated.
+    min_counts
+        As for :func:`run_compton`; the same value as for the maps to be calibrated.
+    progress : callable(fraction, message), optional
+
+    Returns
+    -------
+    dict
+        ``calibration``, ``points`` (S, sigma, 1 - x per standard), ``chi2_reduced``.
+
+    Raises
+    ------
+    EngineInputError
+        Fewer than two standards, one stoichiometry only, unreadable spectra, bad options.
+    """
+    import json
+    import tempfile
+    from pathlib import Path
+
+    from analysis_engine.io.common import atomic_output, read_json, to_jsonable
+
+    base = Path(".")
+    if isinstance(standards, str | os.PathLike):
+        base = Path(standards).parent
+        standards = read_json(standards, what="standards file")
+    if not isinstance(standards, list) or len(standards) < 2:
+        raise EngineInputError(
+            "a calibration needs a list of at least two standards "
+            '[{"spectra": PATH, "one_minus_x": VALUE}, ...]'
+        )
+    points = []
+    with tempfile.TemporaryDirectory() as scratch:
+        for k, item in enumerate(standards):
+            if not isinstance(item, dict) or "spectra" not in item or "one_minus_x" not in item:
+                raise EngineInputError(f"standard {k + 1}: needs 'spectra' and 'one_minus_x'")
+            try:
+                li = float(item["one_minus_x"])
+            except (TypeError, ValueError):
+                raise EngineInputError(f"standard {k + 1}: one_minus_x must be a number") from None
+            if progress is not None:
+                progress(k / len(standards), f"standard {k + 1} of {len(standards)}")
+            path = Path(item["spectra"])
+            path = path if path.is_absolute() else base / path
+            mask = item.get("mask")
+            summary = run_compton(
+                path,
+                Path(scratch) / f"standard{k}.h5",
+                geometry=geometry,
+                background=background,
+                background_band_au=background_band_au,
+                tail_profile=tail_profile,
+                resolution_fwhm=resolution_fwhm,
+                reference_fwhm_kev=reference_fwhm_kev,
+                mask=None if mask is None else (mask if Path(mask).is_absolute() else base / mask),
+                low_window_au=low_window_au,
+                high_window_au=high_window_au,
+                min_counts=min_counts,
+                fit_peaks=False,
+            )
+            points.append(
+                {
+                    "spectra": str(item["spectra"]),
+                    "one_minus_x": li,
+                    "s": summary["s_total"],
+                    "s_sigma": summary["s_total_sigma"],
+                }
+            )
+    s = np.array([p["s"] for p in points])
+    sig = np.array([p["s_sigma"] for p in points])
+    li = np.array([p["one_minus_x"] for p in points])
+    calib = fit_calibration(s, li, s_sigma=sig, source="compton-calibrate: reference standards")
+    residual = s - calib.s_parameter(li)
+    dof = max(len(points) - 2, 1)
+    result = {
+        "calibration": calib.as_dict(),
+        "points": points,
+        "chi2_reduced": float(np.sum((residual / sig) ** 2) / dof) if len(points) > 2 else None,
+        "settings": {
+            "geometry": geometry if isinstance(geometry, dict | None) else str(geometry),
+            "background": background if isinstance(background, str | None) else "measured",
+            "background_band_au": list(background_band_au),
+            "reference_fwhm_kev": reference_fwhm_kev,
+            "low_window_au": list(low_window_au),
+            "high_window_au": list(high_window_au),
+        },
+    }
+    with atomic_output(output_path) as tmp:
+        tmp.write_text(json.dumps(to_jsonable(result), indent=2), encoding="utf-8")
+    return result
 
 
 def _calibration_points(points: str | Sequence[tuple[float, float]]) -> LinearCalibration:
@@ -305,4 +784,7 @@ def _calibration_points(points: str | Sequence[tuple[float, float]]) -> LinearCa
     return fit_calibration(s, li, source="fitted from the calibration points")
 
 
-COMMANDS = (Command("compton", run_compton, inputs=("input_path",)),)
+COMMANDS = (
+    Command("compton", run_compton, inputs=("input_path",)),
+    Command("compton-calibrate", run_compton_calibrate, inputs=("standards",)),
+)

@@ -33,7 +33,7 @@ from analysis_engine.io.hexitec import (
     write_calibration,
 )
 from analysis_engine.io.inputs import hexitec_input_kind, open_frame_reader
-from analysis_engine.io.spectra import write_spectra
+from analysis_engine.io.spectra import read_instrument, read_resolution_map, write_spectra
 from analysis_engine.parameters import Command, Option
 
 __all__ = ["COMMANDS", "run_events", "run_events_calibrate"]
@@ -49,6 +49,23 @@ def _check_positive(**sizes: int) -> None:
     for name, value in sizes.items():
         if int(value) < 1:
             raise EngineInputError(f"{name} must be a positive whole number, got {value}")
+
+
+def _instrument(path: str | os.PathLike) -> dict[str, Any] | None:
+    """The input's ``/instrument`` attributes (pinhole geometry), carried over to the spectra."""
+    try:
+        return read_instrument(path)
+    except EngineInputError:
+        return None
+
+
+def _resolution(path: str | os.PathLike, rows: int, cols: int) -> np.ndarray | None:
+    """The input's per-pixel FWHM map (``/calibration/fwhm_kev``), carried over."""
+    try:
+        fwhm = read_resolution_map(path)
+    except EngineInputError:
+        return None
+    return fwhm if fwhm is not None and fwhm.shape == (rows, cols) else None
 
 
 def run_events(
@@ -159,6 +176,8 @@ def run_events(
         result.energy_bins_kev,
         result.pixel_histograms,
         bad_pixels=bad if bad.any() else None,
+        instrument=_instrument(input_path),
+        resolution_fwhm_kev=_resolution(input_path, acc.rows, acc.cols),
         attrs={
             "bin_width_kev": binning.bin_width_kev,
             "range_kev": [binning.lo_kev, binning.hi_kev],

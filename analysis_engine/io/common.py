@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import tempfile
@@ -21,6 +22,7 @@ __all__ = [
     "nxdata_signal",
     "open_hdf5",
     "read_array",
+    "read_json",
     "write_hdf5",
     "write_json_attrs",
 ]
@@ -164,6 +166,17 @@ def nxdata_signal(f: h5py.File) -> h5py.Dataset | None:
     signal = _attr_text(group, "signal")
     ds = group.get(signal) if signal else None
     return ds if isinstance(ds, h5py.Dataset) else None
+
+
+def read_json(path: str | os.PathLike, *, what: str = "JSON file") -> Any:
+    """Parse a small JSON file named on the command line (geometry, calibration, standards)."""
+    p = Path(path)
+    if not p.is_file():
+        raise EngineInputError(f"{what} not found: {p}")
+    try:
+        return json.loads(p.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise EngineInputError(f"{what} {p.name} is not valid JSON: {exc}") from None
 
 
 def write_hdf5(

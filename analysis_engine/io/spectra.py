@@ -22,7 +22,14 @@ import numpy as np
 from analysis_engine.errors import EngineInputError
 from analysis_engine.io.common import atomic_output, open_hdf5, require_dataset, write_json_attrs
 
-__all__ = ["inspect_spectra", "read_spectra", "write_spectra"]
+__all__ = [
+    "add_instrument",
+    "inspect_spectra",
+    "read_instrument",
+    "read_resolution_map",
+    "read_spectra",
+    "write_spectra",
+]
 
 
 def write_spectra(
@@ -32,6 +39,8 @@ def write_spectra(
     *,
     attrs: Mapping[str, Any] | None = None,
     bad_pixels: np.ndarray | None = None,
+    instrument: Mapping[str, Any] | None = None,
+    resolution_fwhm_kev: np.ndarray | None = None,
 ) -> None:
     """Write per-pixel spectra atomically (gzip level 1 + shuffle, one chunk per detector row).
 
@@ -45,6 +54,10 @@ def write_spectra(
         Root attributes; dicts and lists of strings are stored as JSON text.
     bad_pixels
         Optional (rows, cols) mask of pixels ignored during processing.
+    instrument
+        Optional attributes of an ``/instrument`` group (the pinhole geometry keys).
+    resolution_fwhm_kev
+        Optional (rows, cols) detector FWHM at the Compton line, keV (NaN = unknown).
     """
     bins = np.asarray(energy_bins_kev, dtype=np.float64)
     cube = np.asarray(pixel_histograms)
@@ -75,6 +88,12 @@ def write_spectra(
             f.create_dataset("bad_pixels", data=np.asarray(bad_pixels, dtype=np.uint8))
         f.attrs["rows"], f.attrs["cols"] = rows, cols
         write_json_attrs(f, dict(attrs or {}))
+        if instrument:
+            write_json_attrs(f.create_group("instrument"), dict(instrument))
+        if resolution_fwhm_kev is not None:
+            f.create_dataset(
+                "resolution_fwhm_kev", data=np.asarray(resolution_fwhm_kev, dtype=np.float32)
+            )
 
 
 def _shuffle_deflate(row: np.ndarray) -> bytes:
@@ -118,7 +137,7 @@ def read_spectra(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, dict[
         (rows, cols, n_bins) uint32.
     attrs : dict
         Root attributes (JSON text decoded), plus ``bad_pixels`` ((rows, cols) bool array)
-        when the file has one.
+        and ``resolution_fwhm_kev`` ((rows, cols) float64) when the file has them.
 
     Raises
     ------
@@ -131,6 +150,11 @@ def read_spectra(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, dict[
             bins = f["energy_bins"][()].astype(np.float64)
             cube = f["pixel_histograms"][()]
             bad = f["bad_pixels"][()].astype(bool) if "bad_pixels" in f else None
+            fwhm = (
+                f["resolution_fwhm_kev"][()].astype(np.float64)
+                if "resolution_fwhm_kev" in f
+                else None
+            )
         except OSError as exc:
             raise EngineInputError(f"spectra file cannot be read (truncated?): {exc}") from None
         attrs = {key: _decode(value) for key, value in f.attrs.items()}
@@ -138,7 +162,47 @@ def read_spectra(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, dict[
         cube = cube.astype(np.uint32)
     if bad is not None:
         attrs["bad_pixels"] = bad
+    if fwhm is not None:
+        attrs["resolution_fwhm_kev"] = fwhm
     return bins, cube, attrs
+
+
+def add_instrument(
+    path: str | os.PathLike,
+    *,
+    instrument: Mapping[str, Any] | None = None,
+    resolution_fwhm_kev: np.ndarray | None = None,
+) -> None:
+    """Add an ``/instrument`` group (geometry attributes) and ``/calibration/fwhm_kev`` (the
+    per-pixel FWHM at the Compton line) to an existing event or spectra file."""
+    with h5py.File(path, "a") as f:
+        if instrument:
+            group = f.require_group("instrument")
+            write_json_attrs(group, dict(instrument))
+        if resolution_fwhm_kev is not None:
+            group = f.require_group("calibration")
+            if "fwhm_kev" in group:
+                del group["fwhm_kev"]
+            group.create_dataset("fwhm_kev", data=np.asarray(resolution_fwhm_kev, np.float32))
+
+
+def read_resolution_map(path: str | os.PathLike) -> np.ndarray | None:
+    """Per-pixel FWHM at the Compton line, keV, from ``/calibration/fwhm_kev`` of an event file
+    (or ``/resolution_fwhm_kev`` of a spectra file), if present."""
+    with open_hdf5(path, what="HDF5 file") as f:
+        for name in ("calibration/fwhm_kev", "resolution_fwhm_kev"):
+            if isinstance(f.get(name), h5py.Dataset):
+                return f[name][()].astype(np.float64)
+    return None
+
+
+def read_instrument(path: str | os.PathLike) -> dict[str, Any] | None:
+    """Attributes of the ``/instrument`` group of an HDF5 spectra or event file, if any."""
+    with open_hdf5(path, what="HDF5 file") as f:
+        group = f.get("instrument")
+        if not isinstance(group, h5py.Group):
+            return None
+        return {key: _decode(value) for key, value in group.attrs.items()}
 
 
 def _check_layout(f: h5py.File) -> tuple[int, int, int]:

@@ -95,20 +95,39 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import yaml
 from scipy import ndimage as ndi
 
 from analysis_engine.compton.calibration import DEFAULT_CALIBRATION
-from analysis_engine.compton.forward import spectrum_from_profile
-from analysis_engine.compton.profile import (
-    DEFAULT_HIGH_WINDOW_AU,
-    DEFAULT_LOW_WINDOW_AU,
-    bin_edges_from_centres,
-    s_parameter,
-    window_weights,
-)
+from analysis_engine.compton.matrix import DEFAULT_COMPOSITION
+from analysis_engine.electrochem.eis import randles_warburg_impedance, warburg_from_diffusivity
 from analysis_engine.errors import EngineInputError
-from analysis_engine.synthetic.compton import CORE_WIDTH_AU, VALENCE_WIDTH_AU
-from analysis_engine.synthetic.phantom import DEFAULT_ATTENUATION
+from analysis_engine.io.common import atomic_output, write_hdf5
+from analysis_engine.io.hexitec import Calibration, write_hexitec_events
+from analysis_engine.io.spectra import add_instrument
+from analysis_engine.io.tables import write_table
+from analysis_engine.synthetic.hexitec import generate_events, random_calibration
+from analysis_engine.synthetic.phantom import (
+    DEFAULT_ATTENUATION,
+    coin_cell_volume,
+    dit_cathode,
+    slurry_cathode,
+)
+from analysis_engine.synthetic.projections import write_synthetic_nxtomo
+from analysis_engine.synthetic.xcsi import (
+    COMPTON_ENERGY_KEV,
+    DEEP_FRACTION,
+    DETECTOR_BASE_FWHM_KEV,
+    REFERENCE_FWHM_KEV,
+    TWIN_GEOMETRY,
+    WIDTHS_AU,
+    ComponentBank,
+    planted_s,
+    resolution_map,
+    valence_weight,
+    window_integrals,
+)
+from analysis_engine.tomo.segmentation import porosity_by_region, slab_bounds
 
 __all__ = [
     "CELLS",
@@ -119,22 +138,24 @@ __all__ = [
     "CellSpec",
     "region_maps",
     "planted_li_map",
-    "compton_true_spectra",
+    "planted_li_independent",
     "make_beamtime",
 ]
 
 #: Bumped whenever the planted data change, so that a twin cached on disk is regenerated.
-TWIN_VERSION = 3
+TWIN_VERSION = 4
 #: Relative change of Li stoichiometry per unit porosity deviation (Li higher where porous).
 LI_POROSITY_SENSITIVITY = 1.5
 #: Gaussian smoothing (Compton pixels) of the porosity map that the planted Li follows.
 LI_SMOOTHING_PX = 1.0
 COMPTON_ROWS = COMPTON_COLS = 80
 COMPTON_PIXEL_UM = 270.0
-RESOLUTION_FWHM_KEV = 0.8
+#: Width (Compton pixels) of the electrolyte-filled ring around the cathode footprint.
+OUTSIDE_RING_PX = 3
 STATES = ("charged", "discharged")
 #: W and Pb fluorescence (keV, relative weight) from the pinhole and shielding.
-SHIELDING_LINES_KEV = {58.0: 0.2, 59.3: 0.35, 67.2: 0.15, 72.8: 0.1, 75.0: 0.15, 84.9: 0.05}
+# (Pb K-beta 84.9 keV would fall in the background side bands: real data need the bands moved)
+SHIELDING_LINES_KEV = {58.0: 0.2, 59.3: 0.35, 67.2: 0.15, 72.8: 0.1, 75.0: 0.15}
 #: Cd/Te fluorescence of the CdZnTe detector (keV, relative weight).
 DETECTOR_LINES_KEV = {23.2: 0.40, 26.1: 0.08, 27.5: 0.42, 31.0: 0.10}
 
@@ -292,8 +313,6 @@ PLANTED_TRANSFORM = {"shift_px": [3.4, -2.7], "rotation_deg": 2.5, "scale": 1.0}
 
 def _phantom(spec: CellSpec, size: TwinSize, seed: int):
     """Padded phantom (for the casing) and the z range of the electrode."""
-    from analysis_engine.synthetic.phantom import dit_cathode, slurry_cathode
-
     pad = size.disc_padding
     t = size.thickness_voxels[spec.key]
     shape = (t + 2 * pad, size.lateral_voxels, size.lateral_voxels)
@@ -349,8 +368,6 @@ def region_maps(
     bounds : ndarray of int, shape (regions + 1,)
         Slab boundaries along z.
     """
-    from analysis_engine.tomo.segmentation import slab_bounds
-
     bounds = np.asarray(slab_bounds(0, pore.shape[0], regions))
     cov = np.stack(
         [electrode[a:b].mean(axis=0) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
@@ -411,59 +428,28 @@ def planted_li_map(
     return mean_li * (1.0 + sensitivity * dev)
 
 
-def _component_spectra(edges: np.ndarray, fwhm: float, klein_nishina: bool = True):
-    def gauss(sigma):
-        return lambda p: np.exp(-0.5 * (np.asarray(p) / sigma) ** 2) / (sigma * np.sqrt(2 * np.pi))
+def planted_li_independent(
+    mean_li: float, porosity: np.ndarray, electrode_pixels: np.ndarray, *, seed: int
+) -> np.ndarray:
+    """Li stoichiometry per pixel uncorrelated with porosity (the null cell), mean ``mean_li``.
 
-    kw = {"resolution_fwhm_kev": fwhm, "klein_nishina": klein_nishina}
-    return (
-        spectrum_from_profile(edges, gauss(VALENCE_WIDTH_AU), **kw),
-        spectrum_from_profile(edges, gauss(CORE_WIDTH_AU), **kw),
-    )
-
-
-def compton_true_spectra(
-    s_map: np.ndarray,
-    counts_map: np.ndarray,
-    energy_kev: np.ndarray,
-    *,
-    resolution_fwhm_kev: float = RESOLUTION_FWHM_KEV,
-) -> tuple[np.ndarray, np.ndarray]:
-    """True (unblurred) Compton spectra whose S, measured after the detector blur, is ``s_map``.
-
-    Parameters
-    ----------
-    s_map, counts_map : ndarray, shape (rows, cols)
-        Planted S (as the ``compton`` stage measures it) and expected Compton photons; pixels
-        with zero counts or NaN S get none.
-    energy_kev : ndarray, shape (n_bins,)
-        Uniform bin centres, keV.
-
-    Returns
-    -------
-    true : ndarray, shape (rows, cols, n_bins)
-        Expected photons per true-energy bin (input of the detector model).
-    blurred : ndarray, shape (rows, cols, n_bins)
-        The same after a Gaussian resolution of ``resolution_fwhm_kev`` (what an ideal
-        detector records), used for the expected S of the summed spectrum.
+    A smooth random field (Gaussian-filtered white noise, 2 pixels), with its linear component
+    along the porosity map removed over the electrode pixels (so the planted correlation is
+    exactly zero), scaled to +-15 % relative standard deviation.
     """
-    edges = bin_edges_from_centres(energy_kev)
-    v_true, c_true = _component_spectra(edges, 0.0)
-    v_blur, c_blur = _component_spectra(edges, resolution_fwhm_kev)
-    win = window_weights(edges, [DEFAULT_LOW_WINDOW_AU, DEFAULT_HIGH_WINDOW_AU])
-    (a_v, b_v), (a_c, b_c) = v_blur @ win, c_blur @ win
-    s = np.asarray(s_map, dtype=np.float64)
-    counts = np.asarray(counts_map, dtype=np.float64)
-    good = np.isfinite(s) & (counts > 0)
-    lo, hi = a_c / b_c, a_v / b_v
-    if np.any((s[good] <= lo) | (s[good] >= hi)):
-        raise EngineInputError(f"planted S must lie between {lo:.3f} and {hi:.3f}")
-    w = np.zeros(s.shape)
-    w[good] = (s[good] * b_c - a_c) / ((a_v - a_c) - s[good] * (b_v - b_c))
-    true = w[..., None] * v_true + (1 - w[..., None]) * c_true
-    blurred = w[..., None] * v_blur + (1 - w[..., None]) * c_blur
-    norm = np.where(good, counts / np.maximum(true.sum(axis=-1), 1e-300), 0.0)
-    return true * norm[..., None], blurred * norm[..., None]
+    rng = np.random.default_rng(seed)
+    phi = np.asarray(porosity, dtype=np.float64)
+    field = ndi.gaussian_filter(rng.standard_normal(phi.shape), 2.0)
+    inside = np.asarray(electrode_pixels, dtype=bool) & np.isfinite(phi)
+    if not inside.any():
+        raise EngineInputError("no electrode pixels to plant Li stoichiometry on")
+    p = phi[inside] - phi[inside].mean()
+    f = field[inside] - field[inside].mean()
+    if p @ p > 0:
+        f = f - (f @ p) / (p @ p) * p
+    out = np.zeros(phi.shape)
+    out[inside] = f / max(f.std(), 1e-12)
+    return mean_li * (1.0 + 0.15 * np.clip(out, -2.5, 2.5))
 
 
 def _other_spectrum(energy: np.ndarray) -> dict[str, np.ndarray]:
@@ -476,7 +462,9 @@ def _other_spectrum(energy: np.ndarray) -> dict[str, np.ndarray]:
             out[int(round((e - energy[0]) / step))] += weight
         return out / out.sum()
 
-    flat = ((energy >= 5.0) & (energy < 85.0)).astype(np.float64)
+    # multiple scattering and casing continuum: falls off linearly to the elastic line
+    inside = (energy >= 50.0) & (energy < 112.0)
+    flat = np.where(inside, 1.0 - 0.004 * (energy - 50.0), 0.0)
     elastic = np.zeros_like(energy)
     elastic[int(round((115.0 - energy[0]) / step))] = 1.0
     return {
@@ -488,35 +476,36 @@ def _other_spectrum(energy: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def _events_for_region(
-    s_map: np.ndarray,
-    counts_map: np.ndarray,
+    weight_valence: np.ndarray,
+    n_cathode: np.ndarray,
+    n_other: np.ndarray,
     *,
+    bank: ComponentBank,
+    fwhm: np.ndarray,
     size: TwinSize,
     gain: np.ndarray,
     offset: np.ndarray,
     seed: int,
     frames: int,
-) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """Event list (frame, row, col, adu) of one region and its ideal summed spectrum."""
-    from analysis_engine.synthetic.hexitec import generate_events
-
-    compton_e = np.arange(84.0, 104.0, 0.02) + 0.01
+) -> dict[str, np.ndarray]:
+    """Event list (frame, row, col, adu) of one region: Compton photons of the cathode and of
+    the other phases (per-pixel angle, resolution and tailing: :mod:`.xcsi`) plus background."""
     other_e = np.arange(4.0, 125.0, 0.1) + 0.05
     shapes = _other_spectrum(other_e)
-    rows = s_map.shape[0]
+    rows = n_cathode.shape[0]
     parts: dict[str, list[np.ndarray]] = {"frame": [], "row": [], "col": [], "adu": []}
-    summed_blurred = np.zeros(compton_e.size)
-    material = counts_map / max(size.compton_counts, 1.0)
-    # non-Compton photons per pixel: proportional to the material, plus a floor everywhere
+    compton = n_cathode + n_other
+    material = n_cathode / max(size.compton_counts, 1.0)
+    # background photons: the continuum is about 3 % of the Compton peak height under the peak
     other_counts = {
-        "elastic": 0.08 * counts_map,
-        "detector": 0.10 * counts_map + 2.0,
-        "shielding": 0.08 * counts_map + 5.0 * (material > 0),
-        "flat": 0.12 * counts_map + 10.0,
+        "elastic": 0.08 * compton,
+        "detector": 0.10 * compton + 2.0,
+        "shielding": 0.08 * compton + 5.0 * (material > 0),
+        "flat": 0.6 * compton + 10.0,
     }
     gen = {
         "n_frames": frames,
-        "fwhm_kev": RESOLUTION_FWHM_KEV,
+        "fwhm_kev": DETECTOR_BASE_FWHM_KEV,
         "sharing_fraction": 0.05,
         "triple_fraction": 0.01,
         "threshold_kev": 5.0,
@@ -525,13 +514,12 @@ def _events_for_region(
     for b, r0 in enumerate(range(0, rows, block)):
         r1 = min(rows, r0 + block)
         sub_gain, sub_offset = gain[r0:r1], offset[r0:r1]
-        true, blurred = compton_true_spectra(s_map[r0:r1], counts_map[r0:r1], compton_e)
-        summed_blurred += blurred.sum(axis=(0, 1))
+        true = bank.spectra(weight_valence[r0:r1], n_cathode[r0:r1], n_other[r0:r1], fwhm[r0:r1])
         ev = generate_events(
-            compton_e,
+            COMPTON_ENERGY_KEV,
             true,
             rows=r1 - r0,
-            cols=s_map.shape[1],
+            cols=n_cathode.shape[1],
             gain_kev_per_adu=sub_gain,
             offset_kev=sub_offset,
             seed=seed + 1000 * b,
@@ -542,7 +530,7 @@ def _events_for_region(
             other_e,
             cube,
             rows=r1 - r0,
-            cols=s_map.shape[1],
+            cols=n_cathode.shape[1],
             gain_kev_per_adu=sub_gain,
             offset_kev=sub_offset,
             seed=seed + 1000 * b + 500,
@@ -555,7 +543,7 @@ def _events_for_region(
             parts["adu"].append(e.adu)
     out = {k: np.concatenate(v) for k, v in parts.items()}
     order = np.argsort(out["frame"], kind="stable")
-    return {k: v[order] for k, v in out.items()}, (compton_e, summed_blurred)
+    return {k: v[order] for k, v in out.items()}
 
 
 def _cycling_table(spec: CellSpec, rng: np.random.Generator) -> dict[str, np.ndarray]:
@@ -577,8 +565,6 @@ def _cycling_table(spec: CellSpec, rng: np.random.Generator) -> dict[str, np.nda
 
 
 def _eis_table(spec: CellSpec, rng: np.random.Generator) -> tuple[dict[str, np.ndarray], float]:
-    from analysis_engine.electrochem.eis import randles_warburg_impedance, warburg_from_diffusivity
-
     sigma = warburg_from_diffusivity(spec.d_overall_cm2_s)
     f = np.logspace(5, -2, 71)
     z = randles_warburg_impedance(
@@ -644,53 +630,9 @@ def _manifest(files: list[dict[str, Any]], size: TwinSize) -> dict[str, Any]:
     }
 
 
-def make_beamtime(
-    outdir: str | os.PathLike,
-    *,
-    size: str = "small",
-    seed: int = 0,
-    progress: Callable[[float, str], None] | None = None,
-) -> dict[str, Any]:
-    """Write the whole synthetic beamtime into ``outdir``; return the ground truth dict.
-
-    Parameters
-    ----------
-    outdir : path
-        Directory to fill (created if absent); existing twin files are overwritten.
-    size : {"small", "paper", "tiny"}
-        ``small``: seconds to generate, a few minutes to analyse; ``paper``: the paper's
-        acquisition (benchmarks only); ``tiny``: for tests.
-    seed : int
-        Random seed; the same seed gives the same files.
-    progress : callable, optional
-        ``progress(fraction, message)``.
-
-    Returns
-    -------
-    dict
-        The content of ``ground_truth.json`` (also written), with ``files`` listing every
-        written file relative to ``outdir``.
-    """
-    from analysis_engine.io.common import atomic_output
-    from analysis_engine.io.hexitec import Calibration, write_hexitec_events
-    from analysis_engine.io.tables import write_table
-    from analysis_engine.synthetic.hexitec import random_calibration
-    from analysis_engine.synthetic.phantom import coin_cell_volume
-    from analysis_engine.synthetic.projections import write_synthetic_nxtomo
-    from analysis_engine.tomo.segmentation import porosity_by_region
-
-    if size not in SIZES:
-        raise EngineInputError(f"size must be one of {', '.join(SIZES)}, got {size!r}")
-    tw = SIZES[size]
-    out = Path(outdir)
-    out.mkdir(parents=True, exist_ok=True)
-    report = progress or (lambda fraction, message: None)
-    started = time.perf_counter()
-    rng = np.random.default_rng(seed)
-    gain, offset = random_calibration(COMPTON_ROWS, COMPTON_COLS, seed=seed + 7)
-    calibration = Calibration(gain_kev_per_adu=gain, offset_kev=offset)
-    voxel_cm = tw.voxel_um * 1e-4
-    truth: dict[str, Any] = {
+def _truth_header(tw: TwinSize, size: str, seed: int) -> dict[str, Any]:
+    """Conventions, planted transform and pipeline settings of the twin."""
+    return {
         "twin_version": TWIN_VERSION,
         "size": size,
         "seed": seed,
@@ -706,6 +648,16 @@ def make_beamtime(
         "calibration": {
             "intercept": DEFAULT_CALIBRATION.intercept,
             "slope": DEFAULT_CALIBRATION.slope,
+            "meaning": "cathode S at the reference resolution, background-free",
+        },
+        "xcsi_model": {
+            "geometry": TWIN_GEOMETRY.as_dict(),
+            "profile_widths_au": list(WIDTHS_AU),
+            "deep_core_fraction": DEEP_FRACTION,
+            "reference_fwhm_kev": REFERENCE_FWHM_KEV,
+            "detector_base_fwhm_kev": DETECTOR_BASE_FWHM_KEV,
+            "outside_electrolyte_ring_px": OUTSIDE_RING_PX,
+            "null_cell": "sc (Li independent of porosity)",
         },
         "transform_xct_to_compton": {
             **PLANTED_TRANSFORM,
@@ -719,6 +671,7 @@ def make_beamtime(
                 "sc": "through-plane ~ in-plane (isotropic)",
             },
             "porosity_ordering_dit": "region 1 > region 2 > region 3",
+            "li_porosity_correlation": {"dit": "positive", "sc": "none (null cell)"},
         },
         "pipeline_parameters": {
             "segment": {
@@ -738,10 +691,300 @@ def make_beamtime(
         },
         "cells": {},
     }
+
+
+def _write_xct(
+    out: Path, spec: CellSpec, phantom: Any, zs: slice, tw: TwinSize, seed: int, c_index: int
+) -> dict[str, Any]:
+    """NXtomo scans of both states (same microstructure, independent noise)."""
+    voxel_cm = tw.voxel_um * 1e-4
+    states: dict[str, Any] = {}
+    for s_index, state in enumerate(STATES):
+        s_seed = seed + 100 * (c_index + 1) + s_index
+        grey = coin_cell_volume(phantom, casing_thickness=2, noise=0.1, seed=s_seed)[zs]
+        volume = grey * np.float32(voxel_cm)
+        cols = tw.lateral_voxels + 8
+        options: dict[str, Any] = {
+            "n_angles": tw.n_angles,
+            "scan_range_deg": tw.scan_range_deg,
+            "incident_counts": tw.incident_counts,
+            "seed": s_seed,
+        }
+        if tw.half_acquisition:
+            cols = tw.lateral_voxels // 2 + 24
+            options.update(detector_cols=cols, center_of_rotation=cols - 20.3)
+        else:
+            options.update(detector_cols=cols, center_of_rotation=(cols - 1) / 2.0 + 1.25)
+        rel = f"xct/{spec.key}_{state}.nxs"
+        (out / "xct").mkdir(exist_ok=True)
+        scan = write_synthetic_nxtomo(out / rel, volume, pixel_size_m=tw.voxel_um * 1e-6, **options)
+        states[state] = {
+            "file": rel,
+            "center_of_rotation": float(scan.center_of_rotation),
+            "detector_cols": int(cols),
+            "n_angles": tw.n_angles,
+            "scan_range_deg": tw.scan_range_deg,
+            "half_acquisition": tw.half_acquisition,
+        }
+    return states
+
+
+def _compton_grid_maps(
+    pore: np.ndarray, electrode: np.ndarray, tw: TwinSize
+) -> tuple[np.ndarray, np.ndarray]:
+    """Electrode coverage and (mesoscale-smoothed) porosity per region on the Compton grid."""
+    cov_f, por_f, _ = region_maps(pore, electrode)
+    grid = _to_compton_grid(np.concatenate([cov_f, por_f]), tw.block, PLANTED_TRANSFORM)
+    coverage, pore_frac = grid[:3], grid[3:]
+    # Li follows the porosity at the mesoscale: a Compton pixel (4 voxels) is smaller than
+    # the channel spacing, so the raw per-pixel porosity mostly says "channel or wall".
+    smooth_cov = ndi.gaussian_filter(coverage, (0, LI_SMOOTHING_PX, LI_SMOOTHING_PX))
+    smooth_pore = ndi.gaussian_filter(pore_frac, (0, LI_SMOOTHING_PX, LI_SMOOTHING_PX))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        phi = np.where(
+            (coverage > 1e-6) & (smooth_cov > 1e-6),
+            smooth_pore / np.maximum(smooth_cov, 1e-12),
+            np.nan,
+        )
+    return coverage, phi
+
+
+def _planted_region(
+    spec: CellSpec,
+    state: str,
+    r: int,
+    coverage: np.ndarray,
+    phi: np.ndarray,
+    tw: TwinSize,
+    seed: int,
+) -> dict[str, Any]:
+    """Li, S, cathode and other-phase photon counts of one region (Compton grid maps)."""
+    inside = coverage >= 0.5
+    li_mean = spec.li[state][r]
+    if spec.key == "sc":  # the null cell: Li independent of porosity
+        li = planted_li_independent(li_mean, phi, inside, seed=seed)
+    else:
+        li = planted_li_map(li_mean, phi, inside)
+    # very porous pixels would exceed the profile model's range: Li <= 0.9, then the electrode
+    # pixels are shifted back to the planted mean
+    li = np.clip(li, 0.0, 0.9)
+    li = np.where(inside, li + (li_mean - np.nanmean(li[inside])), li)
+    phi_mean = float(np.nanmean(phi[inside]))
+    # electrolyte fills the pores and a ring of OUTSIDE_RING_PX pixels around the footprint
+    footprint = coverage > 0.01
+    ring = ndi.binary_dilation(footprint, iterations=OUTSIDE_RING_PX) & ~footprint
+    cov = np.where(footprint, np.clip(coverage, 0.0, 1.0), 0.0)
+    solid = cov * (1.0 - np.where(np.isfinite(phi), phi, 0.0))
+    void = np.where(footprint | ring, 1.0 - solid, 0.0)  # non-solid volume share of the pixel
+    nmc_e, other_solid_e = DEFAULT_COMPOSITION.electrons_per_cm3()
+    el = DEFAULT_COMPOSITION.electrolyte
+    electrolyte_e = el.density_g_cm3 * el.electrons_per_gram
+    scale = tw.compton_counts / ((1.0 - phi_mean) * nmc_e)  # a mean cathode pixel: compton_counts
+    n_cathode = scale * solid * nmc_e
+    n_other = scale * (solid * other_solid_e + void * electrolyte_e)
+    s_map = np.where(n_cathode > 0, planted_s(li), np.nan)
+    return {
+        "inside": inside,
+        "li": li,
+        "s": s_map,
+        "weight_valence": valence_weight(s_map),
+        "n_cathode": n_cathode,
+        "n_other": n_other,
+        "li_mean": li_mean,
+        "phi_mean": phi_mean,
+        "void": void,
+    }
+
+
+def _write_xcsi_region(
+    out: Path,
+    spec: CellSpec,
+    state: str,
+    r: int,
+    planted: dict[str, Any],
+    *,
+    bank: ComponentBank,
+    fwhm: np.ndarray,
+    tw: TwinSize,
+    calibration: Calibration,
+    seed: int,
+) -> dict[str, Any]:
+    """Events of one region written with the instrument geometry and the FWHM map."""
+    ev = _events_for_region(
+        planted["weight_valence"],
+        planted["n_cathode"],
+        planted["n_other"],
+        bank=bank,
+        fwhm=fwhm,
+        size=tw,
+        gain=calibration.gain_kev_per_adu,
+        offset=calibration.offset_kev,
+        seed=seed,
+        frames=tw.frames,
+    )
+    rel = f"xcsi/{spec.key}_{state}_region{r + 1}.h5"
+    (out / "xcsi").mkdir(exist_ok=True)
+    write_hexitec_events(
+        out / rel,
+        frame=ev["frame"],
+        row=ev["row"],
+        col=ev["col"],
+        adu=ev["adu"],
+        calibration=calibration,
+        n_frames=tw.frames,
+        chunk_events=1 << 18,
+        attrs={
+            "source": "CorreLi digital twin",
+            "cell": spec.name,
+            "state": state,
+            "region": r + 1,
+        },
+    )
+    add_instrument(out / rel, instrument=TWIN_GEOMETRY.as_dict(), resolution_fwhm_kev=fwhm)
+    inside, li, n_cath = planted["inside"], planted["li"], planted["n_cathode"]
+    weights = np.where(inside & np.isfinite(li), n_cath, 0.0)
+    return {
+        "file": rel,
+        "li_mean": planted["li_mean"],
+        "s_mean": float(planted_s(planted["li_mean"])),
+        "li_count_weighted": float(np.sum(np.nan_to_num(li) * weights) / weights.sum()),
+        "electrode_pixels": int(inside.sum()),
+        "porosity_mean_compton": planted["phi_mean"],
+        "compton_counts_expected": float(n_cath.sum()),
+        "other_counts_expected": float(planted["n_other"].sum()),
+        "events": int(ev["frame"].size),
+    }
+
+
+def _uncorrected_expected(planted: dict[str, Any], *, min_counts: float = 100.0) -> float:
+    """S the chain reports without cathode mask and porosity correction (all pixels).
+
+    Window integrals at the reference resolution: closed forms for the cathode's Gaussians
+    (:func:`.xcsi.window_integrals`), the other phases' free-atom profile blurred numerically.
+    """
+    (a_v, b_v), (a_c, b_c), (a_d, b_d), (a_o, b_o) = window_integrals()
+    w = np.nan_to_num(planted["weight_valence"])
+    d = DEEP_FRACTION
+    n_c, n_o = planted["n_cathode"], planted["n_other"]
+    low = n_c * (w * a_v + (1 - d - w) * a_c + d * a_d) + n_o * a_o
+    high = n_c * (w * b_v + (1 - d - w) * b_c + d * b_d) + n_o * b_o
+    keep = low + high >= min_counts
+    return float(low[keep].sum() / high[keep].sum())
+
+
+def _write_echem(out: Path, spec: CellSpec, rng: np.random.Generator) -> tuple[list, dict]:
+    """Cycling and EIS tables of one cell."""
+    (out / "echem").mkdir(exist_ok=True)
+    cyc = _cycling_table(spec, rng)
+    rel_c = f"echem/{spec.key}_cycling.csv"
+    write_table(
+        out / rel_c,
+        cyc,
+        metadata={"cell": spec.name, "voltage_window_v": "2.8-4.3", "source": "digital twin"},
+    )
+    eis, sigma = _eis_table(spec, rng)
+    rel_e = f"echem/{spec.key}_eis.csv"
+    write_table(out / rel_e, eis, metadata={"cell": spec.name, "source": "digital twin"})
+    files = [
+        {"path": rel_c, "kind": "cycling", "cell": spec.name},
+        {"path": rel_e, "kind": "eis", "cell": spec.name},
+    ]
+    truth = {
+        "first_charge_mah_g": spec.charge_mah_g,
+        "first_discharge_mah_g": spec.discharge_mah_g,
+        "coulombic_efficiency_pct": 99.6,
+        "retention_200_pct": spec.retention_200_pct,
+        "overpotential_v": spec.overpotential_v,
+        "d_overall_cm2_s": spec.d_overall_cm2_s,
+        "r_e_ohm": spec.r_e_ohm,
+        "r_ct_ohm": spec.r_ct_ohm,
+        "c_dl_f": spec.c_dl_f,
+        "warburg_sigma_ohm_s05": sigma,
+    }
+    return files, truth
+
+
+def _write_index(
+    out: Path,
+    truth: dict[str, Any],
+    truth_maps: dict[str, np.ndarray],
+    files: list[dict[str, Any]],
+    written: list[str],
+    tw: TwinSize,
+    started: float,
+) -> None:
+    """truth_maps.h5, manifest.yaml and ground_truth.json."""
+    write_hdf5(
+        out / "truth_maps.h5",
+        truth_maps,
+        attrs={
+            "/": {
+                "description": "planted maps on the 80 x 80 Compton grid: electrode "
+                "coverage and (smoothed) porosity per region, Li (1 - x), cathode S, cathode "
+                "and other-phase Compton photons per region and state, the FWHM map; NaN "
+                "outside the electrode"
+            }
+        },
+    )
+    written.append("truth_maps.h5")
+    with atomic_output(out / "manifest.yaml") as tmp:
+        tmp.write_text(yaml.safe_dump(_manifest(files, tw), sort_keys=False), encoding="utf-8")
+    written.append("manifest.yaml")
+    truth["files"] = [*written, "ground_truth.json"]
+    truth["generation_seconds"] = round(time.perf_counter() - started, 2)
+    with atomic_output(out / "ground_truth.json") as tmp:
+        tmp.write_text(json.dumps(truth, indent=2), encoding="utf-8")
+
+
+def make_beamtime(
+    outdir: str | os.PathLike,
+    *,
+    size: str = "small",
+    seed: int = 0,
+    progress: Callable[[float, str], None] | None = None,
+) -> dict[str, Any]:
+    """Write the whole synthetic beamtime into ``outdir``; return the ground truth dict.
+
+    Steps per cell: phantom -> XCT scans (:func:`_write_xct`) -> Compton-grid maps
+    (:func:`_compton_grid_maps`) -> per state and region the planted Li and photons
+    (:func:`_planted_region`) and their events (:func:`_write_xcsi_region`) -> electrochemistry
+    tables (:func:`_write_echem`); then the index files (:func:`_write_index`).
+
+    Parameters
+    ----------
+    outdir : path
+        Directory to fill (created if absent); existing twin files are overwritten.
+    size : {"small", "paper", "tiny"}
+        ``small``: seconds to generate, a few minutes to analyse; ``paper``: the paper's
+        acquisition (benchmarks only); ``tiny``: for tests.
+    seed : int
+        Random seed; the same seed gives the same files.
+    progress : callable, optional
+        ``progress(fraction, message)``.
+
+    Returns
+    -------
+    dict
+        The content of ``ground_truth.json`` (also written), with ``files`` listing every
+        written file relative to ``outdir``.
+    """
+    if size not in SIZES:
+        raise EngineInputError(f"size must be one of {', '.join(SIZES)}, got {size!r}")
+    tw = SIZES[size]
+    out = Path(outdir)
+    out.mkdir(parents=True, exist_ok=True)
+    report = progress or (lambda fraction, message: None)
+    started = time.perf_counter()
+    rng = np.random.default_rng(seed)
+    gain, offset = random_calibration(COMPTON_ROWS, COMPTON_COLS, seed=seed + 7)
+    calibration = Calibration(gain_kev_per_adu=gain, offset_kev=offset)
+    fwhm = resolution_map((COMPTON_ROWS, COMPTON_COLS), seed + 13)
+    bank = ComponentBank(COMPTON_COLS, COMPTON_ROWS)
+    truth = _truth_header(tw, size, seed)
     files: list[dict[str, Any]] = []
     written: list[str] = []
-    truth_maps: dict[str, np.ndarray] = {}
-    n_steps = len(CELLS) * (2 + 2 * 3) + 2
+    truth_maps: dict[str, np.ndarray] = {"/resolution_fwhm_kev": fwhm.astype(np.float32)}
+    n_steps = len(CELLS) * (1 + 2 * 3) + 2
     step = 0
 
     def tick(message: str) -> None:
@@ -764,183 +1007,74 @@ def make_beamtime(
             "porosity_by_region": [float(p) for p in stats.porosity_by_region],
             "porosity": float(stats.porosity),
             "region_bounds": [int(b) for b in stats.region_bounds],
-            "xct": {},
+            "xct": _write_xct(out, spec, phantom, zs, tw, seed, c_index),
             "xcsi": {},
         }
-        # XCT: same microstructure, independent noise per state.
-        for s_index, state in enumerate(STATES):
-            s_seed = seed + 100 * (c_index + 1) + s_index
-            grey = coin_cell_volume(phantom, casing_thickness=2, noise=0.1, seed=s_seed)[zs]
-            volume = grey * np.float32(voxel_cm)
-            cols = tw.lateral_voxels + 8
-            options: dict[str, Any] = {
-                "n_angles": tw.n_angles,
-                "scan_range_deg": tw.scan_range_deg,
-                "incident_counts": tw.incident_counts,
-                "seed": s_seed,
-            }
-            if tw.half_acquisition:
-                cols = tw.lateral_voxels // 2 + 24
-                options.update(detector_cols=cols, center_of_rotation=cols - 20.3)
-            else:
-                options.update(detector_cols=cols, center_of_rotation=(cols - 1) / 2.0 + 1.25)
+        for state in STATES:
             rel = f"xct/{spec.key}_{state}.nxs"
-            (out / "xct").mkdir(exist_ok=True)
-            scan = write_synthetic_nxtomo(
-                out / rel, volume, pixel_size_m=tw.voxel_um * 1e-6, **options
-            )
-            cell_truth["xct"][state] = {
-                "file": rel,
-                "center_of_rotation": float(scan.center_of_rotation),
-                "detector_cols": int(cols),
-                "n_angles": tw.n_angles,
-                "scan_range_deg": tw.scan_range_deg,
-                "half_acquisition": tw.half_acquisition,
-            }
             files.append(
                 {"path": rel, "kind": "xct_projections", "cell": spec.name, "state": state}
             )
             written.append(rel)
-            tick(f"XCT {spec.name} {state}")
+        tick(f"XCT {spec.name}")
 
-        # XCS-I: per-region lateral maps on the Compton grid.
-        cov_f, por_f, _ = region_maps(pore, electrode)
-        grid = _to_compton_grid(np.concatenate([cov_f, por_f]), tw.block, PLANTED_TRANSFORM)
-        coverage, pore_frac = grid[:3], grid[3:]
-        # Li follows the porosity at the mesoscale: a Compton pixel (4 voxels) is smaller than
-        # the channel spacing, so the raw per-pixel porosity mostly says "channel or wall".
-        smooth_cov = ndi.gaussian_filter(coverage, (0, LI_SMOOTHING_PX, LI_SMOOTHING_PX))
-        smooth_pore = ndi.gaussian_filter(pore_frac, (0, LI_SMOOTHING_PX, LI_SMOOTHING_PX))
-        with np.errstate(invalid="ignore", divide="ignore"):
-            phi = np.where(
-                (coverage > 1e-6) & (smooth_cov > 1e-6),
-                smooth_pore / np.maximum(smooth_cov, 1e-12),
-                np.nan,
-            )
+        coverage, phi = _compton_grid_maps(pore, electrode, tw)
         truth_maps[f"/{spec.key}/pore_mask"] = pore.astype(np.uint8)
         truth_maps[f"/{spec.key}/electrode_mask"] = electrode.astype(np.uint8)
         truth_maps[f"/{spec.key}/coverage"] = coverage.astype(np.float32)
         truth_maps[f"/{spec.key}/porosity"] = phi.astype(np.float32)
         for s_index, state in enumerate(STATES):
             for r in range(3):
-                inside = coverage[r] >= 0.5
-                li_mean = spec.li[state][r]
-                li = planted_li_map(li_mean, phi[r], inside)
-                s_map = DEFAULT_CALIBRATION.intercept + DEFAULT_CALIBRATION.slope * li
-                phi_mean = float(np.nanmean(phi[r][inside]))
-                material = np.where(np.isfinite(phi[r]), coverage[r] * (1.0 - phi[r]), 0.0)
-                counts = tw.compton_counts * material / max(1.0 - phi_mean, 1e-6)
-                s_map = np.where(counts > 0, s_map, np.nan)
-                truth_maps[f"/{spec.key}/{state}/li_region{r + 1}"] = li.astype(np.float32)
-                truth_maps[f"/{spec.key}/{state}/s_region{r + 1}"] = s_map.astype(np.float32)
-                ev, (energy, summed) = _events_for_region(
-                    s_map,
-                    counts,
-                    size=tw,
-                    gain=gain,
-                    offset=offset,
-                    seed=seed + 10_000 * (c_index + 1) + 100 * s_index + r,
-                    frames=tw.frames,
+                region_seed = seed + 10_000 * (c_index + 1) + 100 * s_index + r
+                planted = _planted_region(
+                    spec, state, r, coverage[r], phi[r], tw, seed=region_seed + 77
                 )
-                s_sum = s_parameter(summed, energy, min_counts=1.0)
-                rel = f"xcsi/{spec.key}_{state}_region{r + 1}.h5"
-                (out / "xcsi").mkdir(exist_ok=True)
-                write_hexitec_events(
-                    out / rel,
-                    frame=ev["frame"],
-                    row=ev["row"],
-                    col=ev["col"],
-                    adu=ev["adu"],
+                key = f"/{spec.key}/{state}"
+                truth_maps[f"{key}/li_region{r + 1}"] = planted["li"].astype(np.float32)
+                truth_maps[f"{key}/s_region{r + 1}"] = planted["s"].astype(np.float32)
+                truth_maps[f"{key}/n_cathode_region{r + 1}"] = planted["n_cathode"].astype(
+                    np.float32
+                )
+                truth_maps[f"{key}/n_other_region{r + 1}"] = planted["n_other"].astype(np.float32)
+                truth_maps[f"{key}/void_region{r + 1}"] = planted["void"].astype(np.float32)
+                truth_maps[f"{key}/valence_weight_region{r + 1}"] = planted["weight_valence"]
+                region = _write_xcsi_region(
+                    out,
+                    spec,
+                    state,
+                    r,
+                    planted,
+                    bank=bank,
+                    fwhm=fwhm,
+                    tw=tw,
                     calibration=calibration,
-                    n_frames=tw.frames,
-                    chunk_events=1 << 18,
-                    attrs={
-                        "source": "CorreLi digital twin",
-                        "cell": spec.name,
-                        "state": state,
-                        "region": r + 1,
-                    },
+                    seed=region_seed,
                 )
-                s_total = float(s_sum.s)
-                cell_truth["xcsi"].setdefault(state, {})[str(r + 1)] = {
-                    "file": rel,
-                    "li_mean": li_mean,
-                    "s_mean": DEFAULT_CALIBRATION.intercept + DEFAULT_CALIBRATION.slope * li_mean,
-                    "li_count_weighted": float(
-                        np.nansum(li * counts) / counts[np.isfinite(li)].sum()
-                    ),
-                    "s_summed_expected": s_total,
-                    "li_summed_expected": float(DEFAULT_CALIBRATION.stoichiometry(s_total)),
-                    "electrode_pixels": int(inside.sum()),
-                    "porosity_mean_compton": phi_mean,
-                    "compton_counts_expected": float(counts.sum()),
-                    "events": int(ev["frame"].size),
-                }
+                s_unc = _uncorrected_expected(planted)
+                region["s_summed_expected"] = s_unc
+                region["li_summed_expected"] = float(DEFAULT_CALIBRATION.stoichiometry(s_unc))
+                region["summed_expected_meaning"] = (
+                    "compton with default options on the whole detector: geometry, background "
+                    "and resolution corrected, no cathode mask, no porosity correction"
+                )
+                cell_truth["xcsi"].setdefault(state, {})[str(r + 1)] = region
                 files.append(
                     {
-                        "path": rel,
+                        "path": region["file"],
                         "kind": "xcs_events",
                         "cell": spec.name,
                         "state": state,
                         "region": r + 1,
                     }
                 )
-                written.append(rel)
+                written.append(region["file"])
                 tick(f"XCS-I {spec.name} {state} region {r + 1}")
 
-        # Electrochemistry tables.
-        (out / "echem").mkdir(exist_ok=True)
-        cyc = _cycling_table(spec, rng)
-        rel_c = f"echem/{spec.key}_cycling.csv"
-        write_table(
-            out / rel_c,
-            cyc,
-            metadata={"cell": spec.name, "voltage_window_v": "2.8-4.3", "source": "digital twin"},
-        )
-        eis, sigma = _eis_table(spec, rng)
-        rel_e = f"echem/{spec.key}_eis.csv"
-        write_table(out / rel_e, eis, metadata={"cell": spec.name, "source": "digital twin"})
-        files += [
-            {"path": rel_c, "kind": "cycling", "cell": spec.name},
-            {"path": rel_e, "kind": "eis", "cell": spec.name},
-        ]
-        written += [rel_c, rel_e]
-        cell_truth["electrochemistry"] = {
-            "first_charge_mah_g": spec.charge_mah_g,
-            "first_discharge_mah_g": spec.discharge_mah_g,
-            "coulombic_efficiency_pct": 99.6,
-            "retention_200_pct": spec.retention_200_pct,
-            "overpotential_v": spec.overpotential_v,
-            "d_overall_cm2_s": spec.d_overall_cm2_s,
-            "r_e_ohm": spec.r_e_ohm,
-            "r_ct_ohm": spec.r_ct_ohm,
-            "c_dl_f": spec.c_dl_f,
-            "warburg_sigma_ohm_s05": sigma,
-        }
+        echem_files, cell_truth["electrochemistry"] = _write_echem(out, spec, rng)
+        files += echem_files
+        written += [f["path"] for f in echem_files]
         truth["cells"][spec.key] = cell_truth
 
-    import yaml
-
-    from analysis_engine.io.common import write_hdf5
-
-    write_hdf5(
-        out / "truth_maps.h5",
-        truth_maps,
-        attrs={
-            "/": {
-                "description": "planted maps on the 80 x 80 Compton grid: electrode "
-                "coverage and (smoothed) porosity per region, Li (1 - x) and S per "
-                "region and state; NaN outside the electrode"
-            }
-        },
-    )
-    written.append("truth_maps.h5")
-    with atomic_output(out / "manifest.yaml") as tmp:
-        tmp.write_text(yaml.safe_dump(_manifest(files, tw), sort_keys=False), encoding="utf-8")
-    written.append("manifest.yaml")
-    truth["files"] = [*written, "ground_truth.json"]
-    truth["generation_seconds"] = round(time.perf_counter() - started, 2)
-    with atomic_output(out / "ground_truth.json") as tmp:
-        tmp.write_text(json.dumps(truth, indent=2), encoding="utf-8")
+    _write_index(out, truth, truth_maps, files, written, tw, started)
     report(1.0, f"digital twin written to {out}")
     return truth

@@ -35,6 +35,7 @@ EXPECTED_COMMANDS = {
     "events",
     "events-calibrate",
     "compton",
+    "compton-calibrate",
     "reconstruct",
     "segment",
     "tortuosity",
