@@ -57,13 +57,18 @@ class PaperScanGeometry:
 
 
 def paper_scan_geometry(
-    *, detector_cols: int = 2048, slices: int = 64, overlap_px: int = 128
+    *, detector_cols: int = 2048, slices: int = 64, overlap_px: int | None = None
 ) -> PaperScanGeometry:
     """Paper geometry for a detector of ``detector_cols`` and ``slices`` rows.
 
     The axis sits ``overlap_px / 2`` pixels inside the right edge of the detector, so the two
-    halves of the 360 deg scan overlap by ``overlap_px`` columns when stitched.
+    halves of the 360 deg scan overlap by ``overlap_px`` columns when stitched (default a
+    quarter of the detector, at least 128: the automatic overlap search of
+    :func:`analysis_engine.tomo.stitch.find_half_acquisition_center` correlates windows of a
+    tenth of the detector and misses narrower overlaps).
     """
+    if overlap_px is None:
+        overlap_px = max(128, detector_cols // 4)
     if detector_cols < 256:
         raise EngineInputError(f"detector_cols must be at least 256, got {detector_cols}")
     if slices < 1:
