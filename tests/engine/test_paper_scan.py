@@ -14,6 +14,7 @@ import pytest
 from scipy.spatial import cKDTree
 
 from analysis_engine.cli import main as engine_main
+from analysis_engine.errors import EngineInputError
 from analysis_engine.io.nxtomo import read_nxtomo_info, read_reconstruction
 from analysis_engine.io.nxtomo_stream import NXtomoStreamWriter
 from analysis_engine.synthetic.paper_scan import (
@@ -115,3 +116,23 @@ def test_stream_writer_leaves_nothing_when_rows_are_missing(tmp_path):
             out.write_rows(0, np.ones((4, 2, 8)))
     assert not target.exists()
     assert not list(tmp_path.iterdir())
+
+
+def test_reconstruction_larger_than_free_space_is_refused_before_work(tmp_path):
+    # an NXtomo file that declares 20000 rows x 6000 columns (storage never allocated, so the
+    # file is tiny): its reconstruction would be 20000 x 6000^2 float32 = 2.9 TB
+    scan = tmp_path / "huge.nxs"
+    n = 8
+    with h5py.File(scan, "w") as f:
+        entry = f.create_group("entry")
+        entry.attrs["NX_class"] = "NXentry"
+        entry.create_dataset("definition", data="NXtomo")
+        data = entry.create_group("data")
+        data.create_dataset("data", shape=(n, 20000, 6000), dtype=np.uint16, chunks=(1, 8, 6000))
+        data.create_dataset("image_key", data=np.array([1, 1] + [0] * (n - 2), np.int32))
+        data.create_dataset("rotation_angle", data=np.r_[0, 0, np.linspace(0, 180, n - 2)])
+    assert scan.stat().st_size < 1e6
+    out = tmp_path / "rec.h5"
+    with pytest.raises(EngineInputError, match=r"needs 2880\.0 GB but only .* GB are free"):
+        run_reconstruct(scan, out, center=3000.0)
+    assert not out.exists()
