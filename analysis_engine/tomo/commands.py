@@ -181,7 +181,8 @@ def plan_reconstruction(
         Stripe removal algorithm of the ring removal, one of
         :data:`~analysis_engine.tomo.rings.RING_METHODS`.
     backend
-        FBP backend name (default: the fastest available).
+        FBP backend: native, fourier (Fourier-space NUFFT, fastest for wide detectors), astra,
+        algotom or tomopy (default: the fastest available for typical chunks).
     slices
         (start, stop) detector rows to reconstruct (default all).
     chunk_slices
