@@ -18,6 +18,7 @@ rotation is decided once in the plan, so independent chunks agree.
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -93,6 +94,26 @@ def _slice_range(info: NXtomoInfo, slices: Sequence[int] | None) -> tuple[int, i
     return start, stop
 
 
+def check_free_space(output_path: str | os.PathLike, shape: Sequence[int]) -> int:
+    """Refuse a reconstruction whose float32 output would not fit the output's file system.
+
+    Returns the output size in bytes; raises :class:`EngineInputError` before any work when
+    the free space (of the nearest existing folder above ``output_path``) is smaller.
+    """
+    n_bytes = int(np.prod([int(n) for n in shape], dtype=np.float64)) * 4
+    folder = Path(output_path).resolve().parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    free = shutil.disk_usage(folder).free
+    if n_bytes > free:
+        raise EngineInputError(
+            f"the reconstruction {' x '.join(str(int(n)) for n in shape)} float32 needs "
+            f"{n_bytes / 1e9:.1f} GB but only {free / 1e9:.1f} GB are free under {folder}: "
+            "reconstruct fewer slices (--slices A:B) or free space first"
+        )
+    return n_bytes
+
+
 def _sorted_angles(info: NXtomoInfo) -> np.ndarray:
     return np.argsort(info.angles_deg, kind="stable")
 
@@ -160,7 +181,8 @@ def plan_reconstruction(
         Stripe removal algorithm of the ring removal, one of
         :data:`~analysis_engine.tomo.rings.RING_METHODS`.
     backend
-        FBP backend name (default: the fastest available).
+        FBP backend: native, fourier (Fourier-space NUFFT, fastest for wide detectors), astra,
+        algotom or tomopy (default: the fastest available for typical chunks).
     slices
         (start, stop) detector rows to reconstruct (default all).
     chunk_slices
@@ -454,6 +476,7 @@ def run_reconstruct(
             f"centre of rotation {plan['center_of_rotation']:.2f} px, "
             f"{len(plan['chunks'])} chunks, backend {plan['backend']}",
         )
+    check_free_space(output_path, plan["shape"])
     info = read_nxtomo_info(input_path)
     options = plan["chunk_options"]
     first_slice = plan["slices"][0]
