@@ -18,14 +18,16 @@ dies resumes from its last checkpoint without losing or double-counting events.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from analysis_engine.compton import DEFAULT_CALIBRATION, LinearCalibration, s_parameter
 from analysis_engine.errors import EngineInputError
 from analysis_engine.events.clustering import EventHistograms, SpectrumAccumulator
 
-__all__ = ["LiveEventSpectra", "split_whole_frames"]
+__all__ = ["LiveEventSpectra", "LiveMaps", "live_maps", "split_whole_frames"]
 
 
 class LiveEventSpectra:
@@ -214,3 +216,86 @@ def split_whole_frames(
     used = n_whole * frame_bytes
     frames = np.frombuffer(buffer, dtype=dtype, count=n_whole * rows * cols)
     return frames.reshape(n_whole, rows, cols), used
+
+
+@dataclass(frozen=True)
+class LiveMaps:
+    """The maps a live page shows, from the spectra so far.
+
+    Attributes
+    ----------
+    s, s_sigma, li, li_sigma : numpy.ndarray
+        (rows, cols) S-parameter and Li stoichiometry (1 - x) with their Poisson standard
+        deviations; NaN where a pixel has too few counts yet.
+    counts_per_pixel : numpy.ndarray
+        (rows, cols) counted events per pixel.
+    min_counts_per_pixel, median_counts_per_pixel : float
+        Over the pixels that count (not masked, any counts).
+    seconds_to_target : float or None
+        At the rate so far, seconds until the median pixel reaches ``target_counts_per_pixel``
+        (0 when reached; None without a rate yet).
+    """
+
+    s: np.ndarray
+    s_sigma: np.ndarray
+    li: np.ndarray
+    li_sigma: np.ndarray
+    counts_per_pixel: np.ndarray
+    min_counts_per_pixel: float
+    median_counts_per_pixel: float
+    seconds_to_target: float | None
+
+
+def live_maps(
+    pixel_histograms: np.ndarray,
+    energy_bins_kev: np.ndarray,
+    *,
+    elapsed_s: float,
+    target_counts_per_pixel: float = 10_000.0,
+    incident_kev: float = 115.0,
+    angle_deg: float = 90.0,
+    calibration: LinearCalibration = DEFAULT_CALIBRATION,
+    min_counts: float = 100.0,
+) -> LiveMaps:
+    """S and Li maps (paper Eqs. 7-9 and the Table 2 calibration) of spectra still growing.
+
+    Parameters
+    ----------
+    pixel_histograms
+        (rows, cols, n_bins) counts so far.
+    energy_bins_kev
+        (n_bins,) bin centres, keV.
+    elapsed_s
+        Acquisition time so far, s (for the time to target).
+    target_counts_per_pixel
+        Counts per pixel the acquisition aims at.
+    incident_kev, angle_deg, calibration, min_counts
+        As for :func:`analysis_engine.compton.s_parameter`; ``S = A + B (1 - x)``.
+
+    Returns
+    -------
+    LiveMaps
+    """
+    cube = np.asarray(pixel_histograms)
+    maps = s_parameter(
+        cube, energy_bins_kev, incident_kev=incident_kev, angle_deg=angle_deg, min_counts=min_counts
+    )
+    counts = cube.sum(axis=-1, dtype=np.int64)
+    live = counts[counts > 0]
+    median = float(np.median(live)) if live.size else 0.0
+    if median >= target_counts_per_pixel:
+        remaining = 0.0
+    elif median > 0 and elapsed_s > 0:
+        remaining = (target_counts_per_pixel - median) * elapsed_s / median
+    else:
+        remaining = None
+    return LiveMaps(
+        s=maps.s,
+        s_sigma=maps.s_sigma,
+        li=calibration.stoichiometry(maps.s),
+        li_sigma=calibration.stoichiometry_sigma(maps.s_sigma),
+        counts_per_pixel=counts,
+        min_counts_per_pixel=float(live.min()) if live.size else 0.0,
+        median_counts_per_pixel=median,
+        seconds_to_target=remaining,
+    )

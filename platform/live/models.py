@@ -10,7 +10,9 @@ itself is read for rows whose ``updated_at`` moved.
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
+from django.urls import reverse
 
 
 class LiveEvent(models.Model):
@@ -30,3 +32,75 @@ class LiveEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.topic} {self.key} (project {self.project_id})"
+
+
+class AcquisitionStatus(models.TextChoices):
+    ACQUIRING = "acquiring", "Acquiring"
+    FINISHED = "finished", "Finished"
+    FAILED = "failed", "Failed"
+
+
+class LiveAcquisition(models.Model):
+    """A HEXITEC acquisition whose spectra and maps grow while the detector writes.
+
+    Chunks (``LiveChunk``) arrive numbered by the sender; they are clustered strictly in
+    sequence order, so ``processed_seq`` (the last one clustered) is the resume point.
+    """
+
+    project = models.ForeignKey(
+        "projects.Project", on_delete=models.CASCADE, related_name="live_acquisitions"
+    )
+    name = models.CharField(max_length=200)
+    status = models.CharField(
+        max_length=16, choices=AcquisitionStatus.choices, default=AcquisitionStatus.ACQUIRING
+    )
+    # events options (bin_width_kev, range_kev, charge_sharing) + maps options
+    # (target_counts_per_pixel, incident_kev, angle_deg)
+    options = models.JSONField(default=dict, blank=True)
+    processed_seq = models.IntegerField(default=-1)
+    events_received = models.BigIntegerField(default=0)
+    events_counted = models.BigIntegerField(default=0)
+    frames = models.BigIntegerField(default=0)
+    checkpoint = models.CharField(max_length=500, blank=True, default="")
+    summary = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True, default="")
+    spectra = models.ForeignKey(
+        "catalogue.Dataset", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    first_data_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"live acquisition {self.name} ({self.status})"
+
+    def get_absolute_url(self) -> str:
+        return reverse("live:acquisition", args=[self.pk])
+
+
+class LiveChunk(models.Model):
+    acquisition = models.ForeignKey(
+        LiveAcquisition, on_delete=models.CASCADE, related_name="chunks"
+    )
+    seq = models.PositiveIntegerField()
+    sha256 = models.CharField(max_length=64)
+    size = models.BigIntegerField()
+    events = models.BigIntegerField(default=0)
+    path = models.CharField(max_length=500)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["seq"]
+        constraints = [
+            models.UniqueConstraint(fields=["acquisition", "seq"], name="live_chunk_unique_seq")
+        ]
+
+    def __str__(self) -> str:
+        return f"chunk {self.seq} of live acquisition {self.acquisition_id}"

@@ -1,0 +1,128 @@
+"""Live acquisitions over the REST API: numbered chunks, retries, gaps, finish, push.
+
+Expected spectra come from the batch route: ``run_events`` on the complete event file.
+"""
+
+import io
+
+import numpy as np
+import pytest
+from catalogue.models import Dataset
+from live.models import LiveAcquisition, LiveEvent
+
+from analysis_engine.events.commands import run_events
+from analysis_engine.io.hexitec import write_hexitec_events
+from analysis_engine.io.spectra import read_spectra
+from analysis_engine.synthetic.hexitec import beamline_spectrum, generate_events
+
+pytestmark = pytest.mark.django_db(transaction=True)
+OPTIONS = {"bin_width_kev": 0.5, "range_kev": [0.0, 130.0], "target_counts_per_pixel": 50}
+
+
+@pytest.fixture(scope="module")
+def events():
+    e = np.arange(0.025, 130.0, 0.05)
+    return generate_events(e, beamline_spectrum(e), counts=3.0, n_frames=2000,
+                           sharing_fraction=0.4, seed=3)  # fmt: skip
+
+
+def chunk_bytes(ev, a, b) -> bytes:
+    buffer = io.BytesIO()
+    np.savez(buffer, frame=ev.frame[a:b], row=ev.row[a:b], col=ev.col[a:b],
+             energy_kev=ev.energy_kev[a:b])  # fmt: skip
+    return buffer.getvalue()
+
+
+def put(client, acq_id, seq, body):
+    return client.put(f"/api/v1/live/acquisitions/{acq_id}/chunks/{seq}/", body,
+                      content_type="application/octet-stream")  # fmt: skip
+
+
+def create(client, project, **extra):
+    r = client.post("/api/v1/live/acquisitions/",
+                    {"project": project.pk, "name": "operando-1", "options": OPTIONS, **extra},
+                    format="json")  # fmt: skip
+    return r
+
+
+def test_chunks_out_of_order_and_retried_give_the_batch_spectra(
+    project, analyst, api_as, events, tmp_path
+):
+    client = api_as(analyst)
+    r = create(client, project)
+    assert r.status_code == 201, r.content
+    acq_id = r.json()["id"]
+    n = len(events.frame)
+    cuts = [0, *sorted(np.random.default_rng(1).choice(np.arange(1, n), 7, replace=False)), n]
+    bodies = [chunk_bytes(events, a, b) for a, b in zip(cuts[:-1], cuts[1:], strict=True)]
+
+    # chunk 2 arrives before 1: stored, reported as a gap, not clustered yet
+    assert put(client, acq_id, 0, bodies[0]).status_code == 201
+    r = put(client, acq_id, 2, bodies[2])
+    assert r.status_code == 201 and r.json()["missing"] == [1]
+    assert LiveAcquisition.objects.get(pk=acq_id).processed_seq == 0
+    # finishing with a gap is refused
+    assert client.post(f"/api/v1/live/acquisitions/{acq_id}/finish/").status_code == 409
+    r = put(client, acq_id, 1, bodies[1])
+    assert r.json()["missing"] == []
+    assert LiveAcquisition.objects.get(pk=acq_id).processed_seq == 2
+    # a retry of chunk 1 is a no-op; other bytes under its number are refused
+    counted = LiveAcquisition.objects.get(pk=acq_id).events_received
+    r = put(client, acq_id, 1, bodies[1])
+    assert r.status_code == 200 and r.json()["duplicate"] is True
+    assert put(client, acq_id, 1, bodies[3]).status_code == 409
+    assert LiveAcquisition.objects.get(pk=acq_id).events_received == counted
+    for seq in range(3, len(bodies)):
+        assert put(client, acq_id, seq, bodies[seq]).status_code == 201
+    r = client.post(f"/api/v1/live/acquisitions/{acq_id}/finish/")
+    assert r.status_code == 200, r.content
+    assert r.json()["status"] == "finished" and r.json()["events_received"] == n
+
+    path = tmp_path / "complete.h5"
+    write_hexitec_events(path, frame=events.frame, row=events.row, col=events.col,
+                         energy_kev=events.energy_kev, n_frames=events.n_frames)  # fmt: skip
+    run_events(path, tmp_path / "batch.h5", bin_width_kev=0.5, range_kev=(0.0, 130.0))
+    _, batch, _ = read_spectra(tmp_path / "batch.h5")
+    dataset = Dataset.objects.get(pk=r.json()["spectra"])
+    assert dataset.kind == "xcs_spectra" and dataset.project_id == project.pk
+    _, live, _ = read_spectra(dataset.file.path)
+    np.testing.assert_array_equal(live, batch)
+
+    # the maps were pushed to the project's stream: Li with uncertainties, counts per pixel
+    pushed = LiveEvent.objects.filter(project=project, topic="live-map").last()
+    assert pushed is not None and pushed.payload["status"] == "finished"
+    counts = np.array(pushed.payload["counts"])
+    np.testing.assert_array_equal(counts, batch.sum(axis=-1))
+    assert len(pushed.payload["li"]) == 80 and len(pushed.payload["li_sigma"][0]) == 80
+    assert pushed.payload["events_counted"] == int(batch.sum())
+    # finished: no more chunks
+    assert put(client, acq_id, 99, bodies[0]).status_code == 409
+
+
+def test_bad_chunks_and_other_projects(project, analyst, viewer, outsider, api_as, events):
+    client = api_as(analyst)
+    acq_id = create(client, project).json()["id"]
+    r = put(client, acq_id, 0, b"not an npz")
+    assert r.status_code == 400 and "npz" in r.json()["detail"]
+    buffer = io.BytesIO()
+    np.savez(buffer, frame=events.frame[:5], row=events.row[:5])
+    r = put(client, acq_id, 0, buffer.getvalue())
+    assert r.status_code == 400 and "col" in r.json()["detail"]
+    assert create(client, project, options={"colour": 1}).status_code == 400
+    # a viewer reads but may not push; an outsider does not see it at all
+    assert api_as(viewer).get(f"/api/v1/live/acquisitions/{acq_id}/").status_code == 200
+    assert put(api_as(viewer), acq_id, 0, chunk_bytes(events, 0, 10)).status_code == 403
+    outsider_client = api_as(outsider)
+    assert outsider_client.get(f"/api/v1/live/acquisitions/{acq_id}/").status_code == 404
+    assert put(outsider_client, acq_id, 0, chunk_bytes(events, 0, 10)).status_code == 404
+    assert outsider_client.get("/api/v1/live/acquisitions/").json() == []
+
+
+def test_live_page_for_members_only(project, analyst, outsider, api_as, client_as):
+    acq_id = create(api_as(analyst), project).json()["id"]
+    page = client_as(analyst).get(f"/live/{acq_id}/")
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert 'id="live-li-map"' in html and "js/live.js" in html and "vendor/plotly.min.js" in html
+    assert f"/live/{acq_id}/" in client_as(analyst).get("/live/").content.decode()
+    assert client_as(outsider).get(f"/live/{acq_id}/").status_code == 404
