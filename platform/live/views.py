@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import time
 
 from asgiref.sync import sync_to_async
@@ -27,6 +28,8 @@ from projects.permissions import projects_for
 from rest_framework.authtoken.models import Token
 
 from .hub import ChangeReader, Subscriber, hub
+
+log = logging.getLogger(__name__)
 
 # Membership is re-read this often, so a member removed from a project stops receiving its
 # events within this time even on a stream that stays open.
@@ -115,7 +118,12 @@ async def event_stream(request):
                 if time.monotonic() - refreshed > _MEMBERSHIP_REFRESH_S:
                     subscriber.project_ids = _project_ids(user, only)
                     refreshed = time.monotonic()
-                for project_id, topic, key, event_id, data in reader.read():
+                try:
+                    changes = reader.read()
+                except Exception:  # noqa: BLE001 - end the stream; the browser reconnects
+                    log.warning("live event stream ended: database unavailable", exc_info=True)
+                    return
+                for project_id, topic, key, event_id, data in changes:
                     if project_id in subscriber.project_ids:
                         subscriber.offer(topic, key, event_id, data)
                 items = subscriber.take()
@@ -127,7 +135,8 @@ async def event_stream(request):
                     beat = time.monotonic()
                     yield ": keep-alive\n\n"
         finally:
-            close_old_connections()
+            with contextlib.suppress(Exception):
+                close_old_connections()
 
     body = stream_wsgi() if isinstance(request, WSGIRequest) else stream()
     response = StreamingHttpResponse(body, content_type="text/event-stream")
