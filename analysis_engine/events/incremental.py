@@ -25,6 +25,7 @@ import numpy as np
 
 from analysis_engine.compton import DEFAULT_CALIBRATION, LinearCalibration, s_parameter
 from analysis_engine.errors import EngineInputError
+from analysis_engine.events import _kernels as k
 from analysis_engine.events.clustering import EventHistograms, SpectrumAccumulator
 
 __all__ = ["LiveEventSpectra", "LiveMaps", "live_maps", "split_whole_frames"]
@@ -129,9 +130,14 @@ class LiveEventSpectra:
     def snapshot(self) -> EventHistograms:
         """Spectra of the whole frames so far (the held-back frame is not in them yet).
 
-        The returned cube never changes afterwards (later events go to fresh memory).
+        A copy: the accumulator keeps its per-thread cubes (no re-allocation on the next
+        piece), and the returned cube never changes afterwards.
         """
-        return self.accumulator.result()
+        acc = self.accumulator
+        merged = np.empty(acc._hist.shape[1], dtype=np.uint32)
+        k.sum_rows(acc._hist, merged)
+        cube = merged.reshape(acc.rows, acc.cols, acc.binning.n_bins)
+        return EventHistograms(acc.binning.centres, cube, acc.stats)
 
     def state(self) -> dict[str, Any]:
         """Everything needed to resume: arrays and numbers (save with ``numpy.savez``)."""
