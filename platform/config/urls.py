@@ -31,6 +31,7 @@ urlpatterns = [
     path("jobs/", include("jobs.urls")),
     path("uploads/", include("uploads.urls")),
     path("review/", include("reviews.urls")),
+    path("live/", include("live.urls")),
     path("accounts/login/", ThrottledLoginView.as_view(), name="login"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("admin/", admin.site.urls),
