@@ -1,8 +1,8 @@
 """Time-resolved maps: a replayed acquisition whose Li changes at a planted rate.
 
-Ground truth is planted: every time slice's spectra are drawn (Poisson, photon by photon
-through the HEXITEC event simulator) from profiles whose S corresponds, through the paper's
-Table 2 calibration, to Li(t) = li0 + rate * t per region. The recovered rate must match the
+Ground truth is planted (``analysis_engine.synthetic.operando``): every time slice's spectra
+are drawn (Poisson, photon by photon through the HEXITEC event simulator) from profiles whose S
+corresponds, through the paper's Table 2 calibration, to Li(t) = li0 + rate * t per region. The recovered rate must match the
 planted one within 3 of its own standard errors, and the standard error must be small enough
 for the test to mean something.
 """
@@ -12,11 +12,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from analysis_engine.compton import DEFAULT_CALIBRATION
 from analysis_engine.errors import EngineInputError
 from analysis_engine.events.timeresolved import li_of_time, time_resolved_spectra
-from analysis_engine.synthetic.compton import spectra_for_s_map
-from analysis_engine.synthetic.hexitec import generate_events
+from analysis_engine.synthetic.operando import operando_events
 
 FRAME_RATE_HZ, SLICE_S, N_SLICES = 9000.0, 1.0, 6
 LI0 = np.array([0.45, 0.55, 0.65])  # regions 1..3 (row thirds)
@@ -32,24 +30,12 @@ def regions() -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def replay():
-    bins = np.arange(0.05, 160.0, 0.1)
-    labels = regions()
-    rng = np.random.default_rng(7)
-    parts = []
-    frames_per_slice = int(FRAME_RATE_HZ * SLICE_S)
-    for k in range(N_SLICES):
-        t = (k + 0.5) * SLICE_S
-        li = (LI0 + RATE_PER_S * t)[labels - 1]
-        s_map = DEFAULT_CALIBRATION.s_parameter(li)
-        expected = np.clip(
-            spectra_for_s_map(s_map, bins, counts_map=np.full((80, 80), 40.0)), 0, None
-        )
-        ev = generate_events(
-            bins, expected, n_frames=frames_per_slice, fwhm_kev=1e-3, sharing_fraction=0.0,
-            seed=int(rng.integers(1 << 30)),
-        )  # fmt: skip
-        parts.append((ev.frame + k * frames_per_slice, ev.row, ev.col, ev.energy_kev))
-    return [np.concatenate([p[i] for p in parts]) for i in range(4)]
+    ev = operando_events(
+        regions(), LI0, RATE_PER_S, duration_s=N_SLICES * SLICE_S, slice_s=SLICE_S,
+        frame_rate_hz=FRAME_RATE_HZ, counts_per_pixel_per_s=40.0, seed=7,
+    )  # fmt: skip
+    assert ev.n_frames == N_SLICES * FRAME_RATE_HZ * SLICE_S
+    return ev.frame, ev.row, ev.col, ev.energy_kev
 
 
 def test_li_of_time_recovers_the_planted_rate(replay):

@@ -4,6 +4,7 @@ Expected spectra come from the batch route: ``run_events`` on the complete event
 """
 
 import io
+import json
 
 import numpy as np
 import pytest
@@ -126,3 +127,28 @@ def test_live_page_for_members_only(project, analyst, outsider, api_as, client_a
     assert 'id="live-li-map"' in html and "js/live.js" in html and "vendor/plotly.min.js" in html
     assert f"/live/{acq_id}/" in client_as(analyst).get("/live/").content.decode()
     assert client_as(outsider).get(f"/live/{acq_id}/").status_code == 404
+
+
+def test_replay_of_an_operando_acquisition_equals_the_batch_command(project, tmp_path):
+    from django.core.management import call_command
+
+    from analysis_engine.synthetic.operando import operando_events
+
+    labels = np.repeat(np.arange(1, 4), [27, 27, 26])[:, None] * np.ones((1, 80), dtype=int)
+    ev = operando_events(labels, np.array([0.4, 0.5, 0.6]), np.array([0.02, 0.0, -0.02]),
+                         duration_s=2.0, frame_rate_hz=2000.0, counts_per_pixel_per_s=4.0,
+                         seed=1)  # fmt: skip
+    path = tmp_path / "operando.h5"
+    write_hexitec_events(path, frame=ev.frame, row=ev.row, col=ev.col, energy_kev=ev.energy_kev,
+                         n_frames=ev.n_frames, frame_rate_hz=2000.0)  # fmt: skip
+    out = io.StringIO()
+    call_command("live_replay", str(path), "--project", str(project.pk), "--speed", "0",
+                 "--chunk-s", "0.3", "--options", '{"bin_width_kev": 0.5}', stdout=out,
+                 stderr=io.StringIO())  # fmt: skip
+    summary = json.loads(out.getvalue())
+    acq = LiveAcquisition.objects.get(pk=summary["acquisition"])
+    assert acq.status == "finished" and acq.processed_seq >= 5  # really arrived in pieces
+    run_events(path, tmp_path / "batch.h5", bin_width_kev=0.5)
+    _, batch, _ = read_spectra(tmp_path / "batch.h5")
+    _, live, _ = read_spectra(acq.spectra.file.path)
+    np.testing.assert_array_equal(live, batch)
