@@ -68,3 +68,12 @@ def test_live_map_updates_without_reload(live_server, browser, factories):  # no
     assert shown == final.events_counted
     assert int(page.inner_text("[data-live=updates]")) >= len(seen_counts)
     assert navigations == []  # never reloaded
+
+    # re-binned in time on the same page: a Li map per slice behind a slider, and Li(t)
+    page.fill("#live-time-form input[name=slice_s]", "0.05")
+    page.click("#live-time-form button[type=submit]")
+    page.wait_for_selector("#live-time-map[data-rendered='1']", timeout=20_000)
+    page.wait_for_selector("#live-time-curve[data-rendered='1']", timeout=20_000)
+    assert page.locator("#live-time-map .slider-container").count() == 1
+    assert "export=csv" in page.get_attribute("#live-time-csv", "href")
+    assert navigations == []

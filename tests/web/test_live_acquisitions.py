@@ -129,7 +129,9 @@ def test_live_page_for_members_only(project, analyst, outsider, api_as, client_a
     assert client_as(outsider).get(f"/live/{acq_id}/").status_code == 404
 
 
-def test_replay_of_an_operando_acquisition_equals_the_batch_command(project, tmp_path):
+def test_replay_of_an_operando_acquisition_equals_the_batch_command(
+    project, analyst, api_as, tmp_path
+):
     from django.core.management import call_command
 
     from analysis_engine.synthetic.operando import operando_events
@@ -152,3 +154,21 @@ def test_replay_of_an_operando_acquisition_equals_the_batch_command(project, tmp
     _, batch, _ = read_spectra(tmp_path / "batch.h5")
     _, live, _ = read_spectra(acq.spectra.file.path)
     np.testing.assert_array_equal(live, batch)
+
+    # re-binned in time: 1 s slices of the 2 s replay, three depth regions, CSV export
+    client = api_as(analyst)
+    r = client.get(f"/api/v1/live/acquisitions/{acq.pk}/time-resolved/?slice_s=1&regions=3")
+    assert r.status_code == 200, r.content
+    data = r.json()
+    assert data["t_s"] == [0.5, 1.5] and len(data["li_maps"]) == 2
+    assert len(data["li_maps"][0]) == 80 and [g["region"] for g in data["regions"]] == [1, 2, 3]
+    # planted Li 0.4 / 0.5 / 0.6 at t = 0 (rates 0.02, 0, -0.02 per s): each slice within 5 sigma
+    for region, li0, rate in zip(data["regions"], [0.4, 0.5, 0.6], [0.02, 0.0, -0.02], strict=True):
+        for t, li, sigma in zip(data["t_s"], region["li"], region["li_sigma"], strict=True):
+            assert abs(li - (li0 + rate * t)) < 5 * sigma
+    csv = client.get(f"/api/v1/live/acquisitions/{acq.pk}/time-resolved/?slice_s=1&export=csv")
+    assert csv["Content-Type"] == "text/csv"
+    assert csv.content.decode().splitlines()[0] == "t_s,region,li,li_sigma"
+    assert len(csv.content.decode().splitlines()) == 1 + 3 * 2
+    bad = client.get(f"/api/v1/live/acquisitions/{acq.pk}/time-resolved/?slice_s=0.00001")
+    assert bad.status_code == 400

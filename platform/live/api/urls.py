@@ -21,4 +21,9 @@ urlpatterns = [
         views.FinishView.as_view(),
         name="live-acquisition-finish",
     ),
+    path(
+        "live/acquisitions/<int:pk>/time-resolved/",
+        views.TimeResolvedView.as_view(),
+        name="live-acquisition-time-resolved",
+    ),
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.db import transaction
+from django.http import HttpResponse
 from drf_spectacular.utils import extend_schema
 from projects.models import Project
 from projects.permissions import check_can_edit, get_for_user_or_404, scope_queryset
@@ -130,3 +131,32 @@ class FinishView(APIView):
         except services.LiveConflict as exc:
             return Response({"detail": str(exc)}, status=409)
         return Response(LiveAcquisitionSerializer(acq).data)
+
+
+class TimeResolvedView(APIView):
+    """``GET .../time-resolved/?slice_s=1&regions=3[&export=csv]``: Li maps and Li(t)."""
+
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(responses={200: dict, 400: dict})
+    def get(self, request, pk: int):
+        acq = _acquisition(request, pk, edit=False)
+        try:
+            slice_s = float(request.query_params.get("slice_s", "1"))
+            n_regions = int(request.query_params.get("regions", "3"))
+        except ValueError:
+            return Response({"detail": "slice_s must be a number and regions a whole number"}, 400)
+        try:
+            data = services.time_resolved(acq, slice_s=slice_s, n_regions=n_regions)
+        except EngineInputError as exc:
+            return Response({"detail": str(exc)}, status=400)
+        if request.query_params.get("export") == "csv":
+            lines = ["t_s,region,li,li_sigma"]
+            for region in data["regions"]:
+                for t, li, sigma in zip(data["t_s"], region["li"], region["li_sigma"], strict=True):
+                    lines.append(f"{t},{region['region']},{'' if li is None else li},"
+                                 f"{'' if sigma is None else sigma}")  # fmt: skip
+            response = HttpResponse("\n".join(lines) + "\n", content_type="text/csv")
+            response["Content-Disposition"] = f'attachment; filename="live-{acq.pk}-li-of-t.csv"'
+            return response
+        return Response(data)

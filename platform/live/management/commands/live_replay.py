@@ -52,7 +52,7 @@ class Command(BaseCommand):
                 per_chunk = max(int(reader.n_events / frames * rate * opts["chunk_s"]), 1)
                 acq = services.create_acquisition(
                     project=project, user=user, name=opts["name"] or reader.path.stem,
-                    options=json.loads(opts["options"]),
+                    options={"frame_rate_hz": rate, **json.loads(opts["options"])},
                 )  # fmt: skip
                 start = time.monotonic()
                 for seq, block in enumerate(reader.blocks(per_chunk)):
