@@ -7,6 +7,7 @@ files :mod:`analysis_engine.io.live` and :mod:`analysis_engine.io.spectra`.
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
 import math
 import time
@@ -24,6 +25,7 @@ from analysis_engine.errors import EngineInputError
 from analysis_engine.events import EnergyBinning, SpectrumAccumulator
 from analysis_engine.events.incremental import LiveEventSpectra, live_maps
 from analysis_engine.events.timeresolved import li_of_time, time_resolved_spectra
+from analysis_engine.io.hexitec import HexitecEventReader
 from analysis_engine.io.live import load_live_state, read_event_chunk, save_live_state
 from analysis_engine.io.spectra import write_spectra
 
@@ -374,3 +376,40 @@ def time_resolved(acq: LiveAcquisition, *, slice_s: float, n_regions: int = 3) -
         ],  # fmt: skip
         "li_maps": maps,
     }
+
+
+def _npz(frame, row, col, energy_kev) -> bytes:
+    buffer = io.BytesIO()
+    np.savez(buffer, frame=frame, row=row, col=col, energy_kev=energy_kev)
+    return buffer.getvalue()
+
+
+def scan_folder(acq: LiveAcquisition, folder: str | Path) -> list[int]:
+    """Take the HDF5 event blocks an acquisition has written into ``folder`` so far.
+
+    The acquisition software writes one HEXITEC event-list file per block (names that sort in
+    acquisition order, e.g. ``block-000001.h5``). File i becomes chunk i, so a rescan is
+    idempotent; a file still being written (unreadable yet) and everything after it wait for
+    the next scan. Returns the sequence numbers newly stored.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise EngineInputError(f"{folder} is not a folder")
+    created = []
+    for seq, path in enumerate(sorted(folder.glob("*.h5"))):
+        try:
+            with HexitecEventReader(path) as reader:
+                is_adu, n_events = reader.is_adu, reader.n_events
+                blocks = list(reader.blocks()) if n_events and not is_adu else []
+        except EngineInputError as exc:
+            log.info("live watch: %s not readable yet (%s); waiting", path.name, exc)
+            break
+        if is_adu:
+            raise EngineInputError(f"{path.name} holds ADU events; the folder watch takes keV")
+        if not n_events:
+            continue
+        parts = [np.concatenate([getattr(b, k) for b in blocks])
+                 for k in ("frame", "row", "col", "values")]  # fmt: skip
+        if append_chunk(acq, seq, _npz(*parts)).created:
+            created.append(seq)
+    return created

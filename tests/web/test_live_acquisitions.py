@@ -172,3 +172,59 @@ def test_replay_of_an_operando_acquisition_equals_the_batch_command(
     assert len(csv.content.decode().splitlines()) == 1 + 3 * 2
     bad = client.get(f"/api/v1/live/acquisitions/{acq.pk}/time-resolved/?slice_s=0.00001")
     assert bad.status_code == 400
+
+
+def test_folder_watch_takes_complete_blocks_and_waits_for_a_partial_one(project, events, tmp_path):
+    from live import services
+
+    folder = tmp_path / "acq"
+    folder.mkdir()
+    n = len(events.frame)
+    cuts = [0, n // 5 + 3, n // 2 + 1, 3 * n // 4, n]  # cut inside frames, not at them
+
+    def write_block(i):
+        a, b = cuts[i], cuts[i + 1]
+        write_hexitec_events(folder / f"block-{i:06d}.h5", frame=events.frame[a:b],
+                             row=events.row[a:b], col=events.col[a:b],
+                             energy_kev=events.energy_kev[a:b])  # fmt: skip
+
+    acq = services.create_acquisition(project=project, user=None, name="watched",
+                                      options={"bin_width_kev": 0.5, "range_kev": [0, 130]})  # fmt: skip
+    write_block(0)
+    write_block(1)
+    (folder / "block-000002.h5").write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 100)  # being written
+    assert services.scan_folder(acq, folder) == [0, 1]
+    assert services.scan_folder(acq, folder) == []  # rescans are idempotent
+    services.process(acq.pk)
+    assert LiveAcquisition.objects.get(pk=acq.pk).processed_seq == 1
+    write_block(2)
+    write_block(3)
+    assert services.scan_folder(acq, folder) == [2, 3]
+    acq = services.finish(acq.pk)
+    assert acq.events_received == n
+
+    path = tmp_path / "complete.h5"
+    write_hexitec_events(path, frame=events.frame, row=events.row, col=events.col,
+                         energy_kev=events.energy_kev, n_frames=events.n_frames)  # fmt: skip
+    run_events(path, tmp_path / "batch.h5", bin_width_kev=0.5, range_kev=(0.0, 130.0))
+    _, batch, _ = read_spectra(tmp_path / "batch.h5")
+    _, live, _ = read_spectra(acq.spectra.file.path)
+    np.testing.assert_array_equal(live, batch)
+
+
+def test_live_watch_command_follows_a_folder_until_idle(project, events, tmp_path):
+    from django.core.management import CommandError, call_command
+
+    folder = tmp_path / "run"
+    folder.mkdir()
+    half = len(events.frame) // 2 + 7
+    for i, (a, b) in enumerate([(0, half), (half, len(events.frame))]):
+        write_hexitec_events(folder / f"b{i}.h5", frame=events.frame[a:b], row=events.row[a:b],
+                             col=events.col[a:b], energy_kev=events.energy_kev[a:b])  # fmt: skip
+    out = io.StringIO()
+    call_command("live_watch", str(folder), "--project", str(project.pk), "--poll-s", "0.05",
+                 "--idle-s", "0.3", stdout=out)  # fmt: skip
+    acq = LiveAcquisition.objects.get(pk=json.loads(out.getvalue())["acquisition"])
+    assert acq.status == "finished" and acq.events_received == len(events.frame)
+    with pytest.raises(CommandError, match="not a folder"):
+        call_command("live_watch", str(tmp_path / "nope"), "--project", str(project.pk))
