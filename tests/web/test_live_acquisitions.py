@@ -228,3 +228,40 @@ def test_live_watch_command_follows_a_folder_until_idle(project, events, tmp_pat
     assert acq.status == "finished" and acq.events_received == len(events.frame)
     with pytest.raises(CommandError, match="not a folder"):
         call_command("live_watch", str(tmp_path / "nope"), "--project", str(project.pk))
+
+
+def test_a_worker_killed_after_its_checkpoint_but_before_commit_double_counts_nothing(
+    project, events, tmp_path
+):
+    from live import services
+
+    from analysis_engine.io.live import save_live_state
+
+    n = len(events.frame)
+    cuts = [0, n // 3 + 5, 2 * n // 3 - 4, n]
+    bodies = [chunk_bytes(events, a, b) for a, b in zip(cuts[:-1], cuts[1:], strict=True)]
+    acq = services.create_acquisition(project=project, user=None, name="crash",
+                                      options={"bin_width_kev": 0.5, "range_kev": [0, 130]})  # fmt: skip
+    for seq in (0, 1):
+        services.append_chunk(acq, seq, bodies[seq])
+    services.process(acq.pk)
+    acq.refresh_from_db()
+    assert acq.processed_seq == 1
+    services.append_chunk(acq, 2, bodies[2])
+    # the dead worker got as far as writing its next checkpoint (chunk 2 included) and died
+    # before its transaction committed: the row still points at the checkpoint after chunk 1
+    dead = services._load(acq)
+    dead.add_events(events.frame[cuts[2]:], events.row[cuts[2]:], events.col[cuts[2]:],
+                    events.energy_kev[cuts[2]:])  # fmt: skip
+    save_live_state(services.acquisition_dir(acq) / "state-000000002.npz", dead.state())
+    # the next worker resumes from the committed checkpoint: chunk 2 counted exactly once
+    assert services.process(acq.pk) == 1
+    acq = services.finish(acq.pk)
+    assert acq.events_received == n
+    path = tmp_path / "complete.h5"
+    write_hexitec_events(path, frame=events.frame, row=events.row, col=events.col,
+                         energy_kev=events.energy_kev, n_frames=events.n_frames)  # fmt: skip
+    run_events(path, tmp_path / "batch.h5", bin_width_kev=0.5, range_kev=(0.0, 130.0))
+    _, batch, _ = read_spectra(tmp_path / "batch.h5")
+    _, live, _ = read_spectra(acq.spectra.file.path)
+    np.testing.assert_array_equal(live, batch)
