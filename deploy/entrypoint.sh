@@ -5,7 +5,7 @@ cd /app
 case "${1:-web}" in
   web)
     python manage.py migrate --noinput
-    exec gunicorn config.wsgi:application --config /app/deploy/gunicorn.conf.py
+    exec gunicorn config.asgi:application --config /app/deploy/gunicorn.conf.py
     ;;
   worker)
     exec celery -A config.celery_app worker --loglevel "${LOG_LEVEL:-INFO}" \

@@ -9,6 +9,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from jobs.api import urls as jobs_api
+from live.api import urls as live_api
 from projects.api import urls as projects_api
 from projects.api.routers import ApiRouter
 from projects.api.views import ObtainTokenView
@@ -18,7 +19,7 @@ from uploads.api import urls as uploads_api
 
 router = ApiRouter()
 api_extra_patterns = []
-for module in (projects_api, catalogue_api, jobs_api, uploads_api, reviews_api):
+for module in (projects_api, catalogue_api, jobs_api, uploads_api, reviews_api, live_api):
     if hasattr(module, "register"):
         module.register(router)
     api_extra_patterns += list(getattr(module, "urlpatterns", []))
@@ -30,6 +31,7 @@ urlpatterns = [
     path("jobs/", include("jobs.urls")),
     path("uploads/", include("uploads.urls")),
     path("review/", include("reviews.urls")),
+    path("live/", include("live.urls")),
     path("accounts/login/", ThrottledLoginView.as_view(), name="login"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("admin/", admin.site.urls),

@@ -48,9 +48,9 @@ def test_web_and_worker_share_one_image_and_their_commands_exist():
     for service in (web, worker):
         (command,) = service["command"]
         assert re.search(rf"^\s*{command}\)", entrypoint, re.M), command
-    assert "gunicorn config.wsgi:application" in entrypoint
+    assert "gunicorn config.asgi:application" in entrypoint
     assert "celery -A config.celery_app worker" in entrypoint
-    assert (ROOT / "platform" / "config" / "wsgi.py").exists()
+    assert (ROOT / "platform" / "config" / "asgi.py").exists()
     assert (ROOT / "platform" / "config" / "celery_app.py").exists()
     assert (ROOT / "deploy" / "entrypoint.sh").stat().st_mode & 0o111
 

@@ -36,7 +36,7 @@ def test_analyst_runs_a_job_from_the_dataset_page(project, analyst, factories, c
     assert not AnalysisJob.objects.exists()
 
 
-def test_job_page_polls_the_api_and_links_the_result(finished_job, analyst, client_as):
+def test_job_page_follows_the_event_stream_and_links_the_result(finished_job, analyst, client_as):
     page = client_as(analyst).get(f"/jobs/{finished_job.pk}/").content.decode()
     assert f'data-job-api="/api/v1/jobs/{finished_job.pk}/"' in page
     assert "js/jobs.js" in page

@@ -1,8 +1,7 @@
-/* Live job progress: poll the REST API about once a second until the job has finished. */
+/* Live job progress, pushed by the server over server-sent events (no polling). */
 (function () {
   "use strict";
   var FINISHED = { succeeded: 1, failed: 1, cancelled: 1 };
-  var INTERVAL_MS = 1000;
 
   function csrfToken() {
     var input = document.querySelector("input[name=csrfmiddlewaretoken]");
@@ -56,20 +55,44 @@
     });
   }
 
-  function poll(root, onUpdate) {
-    var url = root.getAttribute("data-job-api");
-    function tick() {
-      getJSON(url).then(function (job) {
-        render(root, job);
-        if (onUpdate) onUpdate(job);
-        if (!FINISHED[job.status]) setTimeout(tick, INTERVAL_MS);
-      }).catch(function () { setTimeout(tick, INTERVAL_MS * 3); });
+  /* One EventSource per page for the user's projects (GET /api/v1/events/, server-sent events):
+     the server pushes job, comment, dataset and live-map changes; nothing here polls. */
+  var source = null, handlers = {};
+  function on(type, fn) {
+    (handlers[type] = handlers[type] || []).push(fn);
+    if (!source) {
+      source = new EventSource("/api/v1/events/");
+      ["hello", "job", "comment", "dataset", "live-map", "reconnect"].forEach(function (t) {
+        source.addEventListener(t, function (e) {
+          var data = e.data ? JSON.parse(e.data) : {};
+          (handlers[t] || []).forEach(function (h) { h(data); });
+        });
+      });
+    } else if (type === "hello" && source.readyState === 1) {
+      fn({});
     }
-    tick();
+  }
+
+  /* Ask once (on a click: browsers require a gesture) whether finished jobs may notify. */
+  function offerNotifications(button, isFinished) {
+    if (!button || !("Notification" in window) || Notification.permission !== "default" || isFinished()) return;
+    button.hidden = false;
+    button.addEventListener("click", function () {
+      Notification.requestPermission().then(function () { button.hidden = true; });
+    });
+  }
+
+  function notifyFinished(job) {
+    if (!("Notification" in window) || Notification.permission !== "granted") return;
+    var n = new Notification("CorreLi job #" + job.id + " " + job.status,
+                             { body: job.error || job.step || job.kind || "", tag: "correli-job-" + job.id });
+    n.onclick = function () { window.focus(); n.close(); };
   }
 
   function watchJob(root) {
     if (!root) return;
+    var jobId = parseInt(root.getAttribute("data-job-id"), 10);
+    var status = root.getAttribute("data-status") || "";
     var cancel = document.getElementById("cancel-job");
     if (cancel) {
       cancel.addEventListener("click", function () {
@@ -77,45 +100,42 @@
         fetch(cancel.getAttribute("data-url"), {
           method: "POST", credentials: "same-origin",
           headers: { "X-CSRFToken": csrfToken(), Accept: "application/json" }
-        }).then(function (r) { return r.json(); }).then(function (job) { render(root, job); });
+        }).then(function (r) { return r.json(); }).then(function (job) { update(job); });
       });
     }
-    poll(root, function (job) {
+    offerNotifications(document.getElementById("notify-job"), function () { return FINISHED[status]; });
+    function update(job) {
+      var wasRunning = !FINISHED[status];
+      status = job.status;
+      render(root, job);
       if (cancel && FINISHED[job.status]) cancel.hidden = true;
-      // a pipeline reports its stages in the same response: one request per second in all
-      (job.children || []).forEach(function (child) {
-        var row = document.querySelector('tr[data-job-id="' + child.id + '"]');
-        if (row) render(row, child);
-      });
+      if (wasRunning && FINISHED[job.status]) notifyFinished(job);
+      (job.children || []).forEach(renderChild);
+    }
+    function renderChild(child) {
+      var row = document.querySelector('tr[data-job-id="' + child.id + '"]');
+      if (row) render(row, child);
+    }
+    // (re)connected: read the job once, so nothing that happened while disconnected is missed
+    on("hello", function () { getJSON(root.getAttribute("data-job-api")).then(update).catch(function () {}); });
+    on("job", function (job) {
+      if (job.id === jobId) {
+        // the stream carries the job's own fields; its results come with the finished state
+        update(job);
+      } else if (job.parent === jobId) {
+        renderChild(job);
+      }
     });
   }
 
-  /* A table of jobs: one list request per tick for all unfinished rows. */
+  /* A table of jobs: each row follows the pushed changes of its job. */
   function watchTable(table) {
     if (!table) return;
-    var api = table.getAttribute("data-jobs-api") || "/api/v1/jobs/";
-    function unfinished() {
-      var rows = table.querySelectorAll("tr[data-job-id]"), out = {};
-      for (var i = 0; i < rows.length; i++) {
-        if (!FINISHED[rows[i].getAttribute("data-status") ||
-                      rows[i].querySelector('[data-field="status"]').textContent.trim()]) {
-          out[rows[i].getAttribute("data-job-id")] = rows[i];
-        }
-      }
-      return out;
-    }
-    function tick() {
-      var rows = unfinished(), ids = Object.keys(rows);
-      if (!ids.length) return;
-      getJSON(api + "?ids=" + ids.join(",") + "&page_size=" + ids.length).then(function (page) {
-        (page.results || []).forEach(function (job) {
-          if (rows[job.id]) render(rows[job.id], job);
-        });
-        setTimeout(tick, INTERVAL_MS);
-      }).catch(function () { setTimeout(tick, INTERVAL_MS * 3); });
-    }
-    tick();
+    on("job", function (job) {
+      var row = table.querySelector('tr[data-job-id="' + job.id + '"]');
+      if (row) render(row, job);
+    });
   }
 
-  window.CorreLiJobs = { watchJob: watchJob, watchTable: watchTable, getJSON: getJSON, csrfToken: csrfToken };
+  window.CorreLiJobs = { watchJob: watchJob, watchTable: watchTable, getJSON: getJSON, csrfToken: csrfToken, on: on };
 })();

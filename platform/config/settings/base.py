@@ -62,6 +62,7 @@ INSTALLED_APPS = [
     "jobs",
     "uploads",
     "reviews",
+    "live",
     "axes",
 ]
 
@@ -291,3 +292,14 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# Live push (platform/live): Redis pub/sub wakes the web processes at once when a Redis URL is
+# configured; otherwise (embedded default) the event table is polled server-side.
+CORRELI_LIVE_REDIS_URL = env(
+    "CORRELI_LIVE_REDIS_URL",
+    env("REDIS_URL")
+    or (CELERY_BROKER_URL if CELERY_BROKER_URL.startswith(("redis://", "rediss://")) else None),
+)
+CORRELI_LIVE_POLL_S = float(env("CORRELI_LIVE_POLL_S", "0.5"))
+CORRELI_LIVE_HEARTBEAT_S = float(env("CORRELI_LIVE_HEARTBEAT_S", "15"))
+CORRELI_LIVE_MAP_INTERVAL_S = float(env("CORRELI_LIVE_MAP_INTERVAL_S", "2"))
