@@ -300,18 +300,17 @@ def test_a_killed_workers_job_is_requeued_by_the_heartbeat_check_within_two_minu
     from jobs.models import AnalysisJob, Result
 
     first = start_any_worker(**LIVENESS)
-    ds = scan_dataset(project, factories, tmp_path, n_slices=64, n=128)
+    # large enough that the reconstruction runs for seconds on a fast machine
+    ds = scan_dataset(project, factories, tmp_path, n_slices=128, n=256)
     job, _ = dispatch.submit_job(
         project=project,
         user=analyst,
         kind="reconstruct",
         datasets=[ds],
-        parameters={"center": 63.5, "chunk_slices": 64},  # one piece: one task to lose
+        parameters={"center": 127.5, "chunk_slices": 128},  # one piece: one task to lose
     )
     first.wait_for(
-        lambda: (j := AnalysisJob.objects.get(pk=job.pk)).status == "running" and j.progress > 0,
-        timeout=120,
-        interval=0.05,
+        lambda: AnalysisJob.objects.get(pk=job.pk).status == "running", timeout=120, interval=0.02
     )
     os.killpg(first.process.pid, signal.SIGKILL)
     first.process.wait(timeout=10)
