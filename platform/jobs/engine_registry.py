@@ -1,36 +1,59 @@
 """The one place that knows how a job kind maps onto an ``analysis_engine`` function.
 
 Every engine stage exposes ``run_<command>(input..., output_path, *, options..., progress=None)
--> summary dict`` in its ``commands.py``. A :class:`JobKind` names that function, which inputs
-it takes (dataset kinds, or the outputs of earlier stages), how an input file is handed over
-(some stages read one dataset inside an HDF5 file, e.g. ``seg.h5:/pore_mask``) and the file
-name of its output. The allowed job parameters are the engine function's own keyword-only
-options, read from its signature, so the platform never drifts from the engine.
+-> summary dict`` in its ``commands.py``. A :class:`JobKind` holds that function itself (an
+imported callable, so a reader or a static tool follows the path), which inputs it takes
+(dataset kinds, or the outputs of earlier stages), how an input file is handed over (some
+stages read one dataset inside an HDF5 file, e.g. ``seg.h5:/pore_mask``) and the file name of
+its output. The allowed job parameters are the engine function's own keyword-only options,
+read from its signature, so the platform never drifts from the engine.
 
-Celery tasks call :func:`run_engine`; nothing here touches the database.
+Nothing here touches the database or Celery: this module sits just above the engine.
 """
 
 from __future__ import annotations
 
-import importlib
 import inspect
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from analysis_engine.commands import function_parameters, validate_function_parameters
+from analysis_engine.compton.commands import run_compton
+from analysis_engine.correlation.commands import run_correlate
+from analysis_engine.electrochem.commands import run_electrochem
 from analysis_engine.errors import EngineInputError
+from analysis_engine.events.commands import run_events
+from analysis_engine.parameters import ParameterSpec
+from analysis_engine.registration.commands import run_register
+from analysis_engine.tomo.commands import (
+    merge_chunks,
+    plan_reconstruction,
+    reconstruct_chunk,
+    run_reconstruct,
+)
+from analysis_engine.tomo.segment_commands import run_segment
+from analysis_engine.transport.commands import run_eis_sim, run_tortuosity, run_transport_table
 
 __all__ = [
     "InputSlot",
+    "DataParameter",
     "JobKind",
     "JOB_KINDS",
     "PIPELINE_KIND",
     "get_kind",
     "engine_function",
+    "function_name",
+    "ChunkFunctions",
+    "parameter_specs",
     "allowed_parameters",
+    "required_parameters",
+    "is_reference",
+    "is_platform_parameter",
+    "looks_like_path",
+    "engine_options",
     "clean_parameters",
     "run_engine",
-    "chunk_functions",
     "call_accepting",
     "submittable_kinds",
 ]
@@ -60,19 +83,57 @@ class InputSlot:
 
 
 @dataclass(frozen=True)
+class DataParameter:
+    """An engine option that names data: given as a dataset/result id, never a path.
+
+    ``accepts`` lists data kinds (dataset kinds, or the ``produces`` kind of a job kind);
+    ``inner_path`` says whether a dataset inside an HDF5 file may be named (``"path"``),
+    ``inner_path_required`` whether it must. See ``jobs.references``.
+    """
+
+    accepts: tuple[str, ...]
+    inner_path: bool = False
+    inner_path_required: bool = False
+    # The option also takes plain values that name no file (e.g. compton's background "fit",
+    # a geometry given as an object); path-like strings are refused all the same.
+    allow_values: bool = False
+    help: str = ""
+
+
+# Any HDF5 (or image) output holding 2D maps on the Compton grid can be a mask.
+MAP_KINDS = ("image", "other", "compton_maps", "registration", "correlation")
+
+
+@dataclass(frozen=True)
+class ChunkFunctions:
+    """How a stage fans out over chunks (e.g. slabs of XCT slices).
+
+    ``plan(input, **options)`` returns ``{"chunks": [[a, b], ...], "chunk_options": {...}}``;
+    ``chunk(input, part_path, slices=(a, b), **chunk_options)`` writes one part file;
+    ``merge(part_paths, output_path)`` joins them and returns the summary.
+    """
+
+    plan: Callable[..., dict]
+    chunk: Callable[..., Any]
+    merge: Callable[..., dict]
+
+
+@dataclass(frozen=True)
 class JobKind:
     name: str
     label: str
-    module: str
-    function: str
+    function: Callable[..., dict]
     inputs: tuple[InputSlot, ...]
     produces: str
     output_name: str
     description: str = ""
-    # Optional fan-out: per-chunk function + merge function in the same module.
-    chunk_function: str | None = None
-    merge_function: str | None = None
-    plan_function: str | None = None
+    # Engine options that name data (see DataParameter); every other option takes a value.
+    data_parameters: Mapping[str, DataParameter] = field(default_factory=dict)
+    # Engine options the platform fills itself (never a user): not listed, not accepted.
+    # Every option named ``*_path`` is one (a server file is never user input; e.g. a raw
+    # stream's detector calibration arrays, see jobs.execution.detector_calibration_options).
+    platform_parameters: frozenset[str] = frozenset()
+    chunks: ChunkFunctions | None = None
 
 
 # Transport stages take the whole segmentation file (``/pore_mask`` + ``/electrode_mask``):
@@ -86,8 +147,7 @@ JOB_KINDS: dict[str, JobKind] = {
         JobKind(
             name="events",
             label="Events to spectra",
-            module="analysis_engine.events.commands",
-            function="run_events",
+            function=run_events,
             inputs=(InputSlot("events", ("xcs_events", "xcs_frames")),),
             produces="xcs_spectra",
             output_name="spectra.h5",
@@ -96,31 +156,59 @@ JOB_KINDS: dict[str, JobKind] = {
         JobKind(
             name="compton",
             label="Compton map",
-            module="analysis_engine.compton.commands",
-            function="run_compton",
+            function=run_compton,
             inputs=(InputSlot("spectra", ("xcs_spectra",)),),
             produces="compton_maps",
             output_name="compton.h5",
             description="S-parameter and Li stoichiometry maps from per-pixel spectra (Eqs. 6-9).",
+            # Declared ahead of options an engine build may not have yet: a name the engine
+            # lacks is refused as unknown before these apply.
+            data_parameters={
+                "mask": DataParameter(
+                    MAP_KINDS,
+                    inner_path=True,
+                    help="a 2D map on the Compton pixel grid; nonzero = inside",
+                ),
+                "calibration": DataParameter(
+                    ("other",),
+                    allow_values=True,
+                    help='"A,B" or [A, B] of S = A + B (1 - x), or a calibration file',
+                ),
+                "geometry": DataParameter(
+                    ("other",),
+                    allow_values=True,
+                    help="the instrument geometry as an object, or a geometry JSON file",
+                ),
+                "background": DataParameter(
+                    ("xcs_spectra", "other"),
+                    inner_path=True,
+                    allow_values=True,
+                    help='"fit", "none", or a background spectrum file',
+                ),
+                "resolution_fwhm": DataParameter(
+                    MAP_KINDS, inner_path=True, allow_values=True, help="per-pixel FWHM map"
+                ),
+                "porosity": DataParameter(
+                    ("segmented_volume", *MAP_KINDS),
+                    inner_path=True,
+                    help="a porosity map on the Compton grid (e.g. a correlation result)",
+                ),
+            },
         ),
         JobKind(
             name="reconstruct",
             label="Reconstruct XCT",
-            module="analysis_engine.tomo.commands",
-            function="run_reconstruct",
+            function=run_reconstruct,
             inputs=(InputSlot("projections", ("xct_projections",)),),
             produces="xct_reconstruction",
             output_name="reconstruction.h5",
             description="Flat/dark correction, centre of rotation, ring removal and FBP.",
-            chunk_function="reconstruct_chunk",
-            merge_function="merge_chunks",
-            plan_function="plan_reconstruction",
+            chunks=ChunkFunctions(plan_reconstruction, reconstruct_chunk, merge_chunks),
         ),
         JobKind(
             name="segment",
             label="Segment XCT",
-            module="analysis_engine.tomo.segment_commands",
-            function="run_segment",
+            function=run_segment,
             inputs=(
                 InputSlot(
                     "reconstruction",
@@ -135,8 +223,7 @@ JOB_KINDS: dict[str, JobKind] = {
         JobKind(
             name="tortuosity",
             label="Tortuosity",
-            module="analysis_engine.transport.commands",
-            function="run_tortuosity",
+            function=run_tortuosity,
             inputs=(
                 InputSlot(
                     "volume",
@@ -151,8 +238,7 @@ JOB_KINDS: dict[str, JobKind] = {
         JobKind(
             name="eis_sim",
             label="Simulated EIS",
-            module="analysis_engine.transport.commands",
-            function="run_eis_sim",
+            function=run_eis_sim,
             inputs=(
                 InputSlot(
                     "volume",
@@ -167,8 +253,7 @@ JOB_KINDS: dict[str, JobKind] = {
         JobKind(
             name="transport_table",
             label="Transport table (Table 1)",
-            module="analysis_engine.transport.commands",
-            function="run_transport_table",
+            function=run_transport_table,
             inputs=(
                 InputSlot(
                     "volume",
@@ -183,8 +268,7 @@ JOB_KINDS: dict[str, JobKind] = {
         JobKind(
             name="register",
             label="Register XCT onto Compton",
-            module="analysis_engine.registration.commands",
-            function="run_register",
+            function=run_register,
             inputs=(
                 InputSlot("moving", ("image", "xct_reconstruction")),
                 InputSlot("fixed", ("image", "compton_maps"), {"compton_maps": "/compton_counts"}),
@@ -196,8 +280,7 @@ JOB_KINDS: dict[str, JobKind] = {
         JobKind(
             name="correlate",
             label="Correlate Li with porosity",
-            module="analysis_engine.correlation.commands",
-            function="run_correlate",
+            function=run_correlate,
             inputs=(
                 InputSlot("xct", ("segmented_volume",)),
                 InputSlot("compton", ("compton_maps",), many=True),
@@ -209,8 +292,7 @@ JOB_KINDS: dict[str, JobKind] = {
         JobKind(
             name="electrochem",
             label="Electrochemistry (EIS fit, cycling)",
-            module="analysis_engine.electrochem.commands",
-            function="run_electrochem",
+            function=run_electrochem,
             inputs=(InputSlot("table", ("eis", "cycling")),),
             produces="electrochem",
             output_name="electrochem.h5",
@@ -228,109 +310,106 @@ def get_kind(name: str) -> JobKind:
         raise EngineInputError(f"unknown job kind {name!r}; known kinds: {known}") from None
 
 
-def _import(kind: JobKind, attribute: str) -> Callable[..., Any] | None:
-    try:
-        module = importlib.import_module(kind.module)
-    except ModuleNotFoundError as exc:
-        if exc.name and kind.module.startswith(exc.name):
-            return None
-        raise
-    return getattr(module, attribute, None)
-
-
 def engine_function(kind: JobKind) -> Callable[..., dict]:
-    """Return the engine callable of ``kind`` or raise when this engine build lacks it."""
-    fn = _import(kind, kind.function)
-    if fn is None:
-        raise EngineInputError(
-            f"the {kind.label} stage is not available in this engine build "
-            f"({kind.module}.{kind.function} is missing)"
-        )
-    return fn
+    """The engine callable of ``kind``."""
+    return kind.function
 
 
-def chunk_functions(
-    kind: JobKind,
-) -> tuple[Callable[..., Any], Callable[..., Any], Callable[..., Any]] | None:
-    """The (plan, per-chunk, merge) functions of a kind that can fan out, if the engine has them.
-
-    ``plan(input, **options)`` returns ``{"chunks": [[a, b], ...], "chunk_options": {...}}``;
-    ``chunk(input, part_path, slices=(a, b), **chunk_options)`` writes one part file;
-    ``merge(part_paths, output_path)`` joins them and returns the summary.
-    """
-    if not (kind.chunk_function and kind.merge_function and kind.plan_function):
-        return None
-    funcs = [
-        _import(kind, name)
-        for name in (kind.plan_function, kind.chunk_function, kind.merge_function)
-    ]
-    return tuple(funcs) if all(funcs) else None  # type: ignore[return-value]
+def function_name(kind: JobKind) -> str:
+    """``module.function`` of the engine callable, as provenance records it."""
+    return f"{kind.function.__module__}.{kind.function.__qualname__}"
 
 
 def call_accepting(fn: Callable[..., Any], *args: Any, **options: Any) -> Any:
     """Call ``fn`` with only the keyword options its signature accepts."""
     accepted = inspect.signature(fn).parameters
-    return fn(*args, **{k: _engine_value(v) for k, v in options.items() if k in accepted})
+    return fn(*args, **{k: v for k, v in options.items() if k in accepted})
+
+
+def is_platform_parameter(kind: JobKind, name: str) -> bool:
+    """An option the platform fills itself: listed in ``platform_parameters`` or ``*_path``."""
+    return name in kind.platform_parameters or name.endswith("_path")
+
+
+def parameter_specs(kind: JobKind) -> tuple[ParameterSpec, ...]:
+    """The options a user may set, described as the command line describes them (name,
+    type, default, help, units, choices): ``--help`` and the kinds endpoint say the same."""
+    return tuple(
+        spec
+        for spec in function_parameters(kind.function)
+        if not is_platform_parameter(kind, spec.name)
+    )
 
 
 def allowed_parameters(kind: JobKind) -> dict[str, Any]:
-    """The keyword-only options of the engine function with their defaults (JSON-able)."""
-    fn = engine_function(kind)
-    params: dict[str, Any] = {}
-    for p in inspect.signature(fn).parameters.values():
-        if p.kind is not inspect.Parameter.KEYWORD_ONLY or p.name == "progress":
-            continue
-        if p.name.endswith("_path"):
-            # a server file is never user input: the platform fills these from dataset ids
-            # (e.g. a .bin dataset's detector calibration arrays)
-            continue
-        default = None if p.default is inspect.Parameter.empty else p.default
-        if isinstance(default, tuple):
-            default = list(default)
-        if not isinstance(default, str | int | float | bool | list | type(None)):
-            default = repr(default)
-        params[p.name] = default
-    return params
+    """The options a user may set, with their defaults (JSON-able)."""
+    return {spec.name: spec.default for spec in parameter_specs(kind)}
 
 
 def required_parameters(kind: JobKind) -> list[str]:
-    fn = engine_function(kind)
-    return [
-        p.name
-        for p in inspect.signature(fn).parameters.values()
-        if p.kind is inspect.Parameter.KEYWORD_ONLY
-        and p.default is inspect.Parameter.empty
-        and p.name != "progress"
-    ]
+    return [spec.name for spec in parameter_specs(kind) if spec.required]
+
+
+def is_reference(value: Any) -> bool:
+    """``{"dataset": id}`` or ``{"result": id, ...}``: data named by id (see jobs.references)."""
+    return isinstance(value, Mapping) and ("dataset" in value or "result" in value)
+
+
+def looks_like_path(value: Any) -> bool:
+    """A string (or a string nested in a list/dict) that could name a file on the server."""
+    if isinstance(value, str):
+        return "/" in value or "\\" in value or value.startswith("~") or ".." in value
+    if isinstance(value, list | tuple):
+        return any(looks_like_path(v) for v in value)
+    if isinstance(value, Mapping):
+        return is_reference(value) or any(map(looks_like_path, value.values()))
+    return False
 
 
 def clean_parameters(kind: JobKind, parameters: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Check user parameters against the engine's options; return them in canonical form.
+    """Check user parameters as the command line checks its options; return them (JSON, sorted).
+
+    Data references (options that name data) are left to ``jobs.references``; every other
+    value must have the option's type and choices.
 
     Raises
     ------
     EngineInputError
-        An option the engine does not have, or a required option that is missing.
+        An option the engine does not have (or the platform fills itself), a missing
+        required option, a value of the wrong type or outside the choices.
     """
     parameters = dict(parameters or {})
-    allowed = allowed_parameters(kind)
-    unknown = sorted(set(parameters) - set(allowed))
-    if unknown:
+    hidden = sorted(name for name in parameters if is_platform_parameter(kind, name))
+    if hidden:
         raise EngineInputError(
-            f"{kind.name} has no option {', '.join(unknown)}; "
-            f"its options are: {', '.join(sorted(allowed)) or 'none'}"
+            f"{kind.name} has no option {', '.join(hidden)}; "
+            f"its options are: {', '.join(sorted(allowed_parameters(kind))) or 'none'}"
         )
-    missing = [name for name in required_parameters(kind) if name not in parameters]
-    if missing:
-        raise EngineInputError(f"{kind.name} needs the option(s) {', '.join(missing)}")
+    for name, value in parameters.items():
+        # checked before the types, so that no message repeats a path
+        if name not in kind.data_parameters and looks_like_path(value):
+            raise EngineInputError(
+                f"{kind.name} option {name} takes a value, not a file or data reference"
+            )
+    plain = {
+        name: value
+        for name, value in parameters.items()
+        if not (name in kind.data_parameters and is_reference(value))
+    }
+    # a reference stands in as a string where the option takes one (required options)
+    types = {spec.name: spec.type for spec in parameter_specs(kind)}
+    stand_ins = {
+        name: "reference"
+        for name in set(parameters) - set(plain)
+        if "string" in types.get(name, "").split("|")
+    }
+    validate_function_parameters(kind.function, {**plain, **stand_ins})
     return {k: parameters[k] for k in sorted(parameters)}
 
 
-def _engine_value(value: Any) -> Any:
-    # JSON has no tuples; engine options such as range_kev=(lo, hi) expect them.
-    if isinstance(value, list):
-        return tuple(_engine_value(v) for v in value)
-    return value
+def engine_options(kind: JobKind, parameters: Mapping[str, Any]) -> dict[str, Any]:
+    """Resolved job parameters as the engine function takes them (JSON lists -> tuples, ...)."""
+    return validate_function_parameters(kind.function, parameters)
 
 
 def run_engine(
@@ -353,8 +432,7 @@ def run_engine(
         )
     input_specs = [list(v) if isinstance(v, list | tuple) else v for v in input_specs]
     fn = engine_function(kind)
-    kwargs = {k: _engine_value(v) for k, v in parameters.items()}
-    summary = fn(*input_specs, output_path, **kwargs, progress=progress)
+    summary = fn(*input_specs, output_path, **engine_options(kind, parameters), progress=progress)
     return dict(summary or {})
 
 
@@ -362,11 +440,8 @@ def submittable_kinds() -> list[dict[str, Any]]:
     """What the UI and the API list: each available kind with its inputs and options."""
     out = []
     for kind in JOB_KINDS.values():
-        try:
-            options = allowed_parameters(kind)
-            available = True
-        except EngineInputError:
-            options, available = {}, False
+        specs = parameter_specs(kind)
+        options = {spec.name: spec.default for spec in specs}
         out.append(
             {
                 "kind": kind.name,
@@ -377,7 +452,21 @@ def submittable_kinds() -> list[dict[str, Any]]:
                     for s in kind.inputs
                 ],
                 "parameters": options,
-                "available": available,
+                # the same descriptions as `python -m analysis_engine COMMAND --help`
+                "options": [spec.as_dict() for spec in specs],
+                "data_parameters": {
+                    name: {
+                        "accepts": list(spec.accepts),
+                        "inner_path": spec.inner_path,
+                        "help": spec.help,
+                        "example": {"dataset": 1}
+                        if not spec.inner_path
+                        else {"result": 1, "path": "/dataset/in/the/file"},
+                    }
+                    for name, spec in kind.data_parameters.items()
+                    if name in options
+                },
+                "available": True,
             }
         )
     return out

@@ -56,6 +56,9 @@ class AnalysisJob(models.Model):
     job_key = models.CharField(max_length=64, db_index=True)
     celery_task_id = models.CharField(max_length=255, blank=True, default="")
     worker = models.CharField(max_length=255, blank=True, default="")
+    # Stamped by the worker every CORRELI_JOB_HEARTBEAT_S while it runs the job; a running job
+    # whose stamp grew old lost its worker (jobs.dispatch.recover_stale_jobs).
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
     attempts = models.PositiveIntegerField(default=0)
     # Fan-out plan of a chunked stage: {"chunks": [[a, b], ...], "options": {...}, ...}
     fanout = models.JSONField(default=dict, blank=True)

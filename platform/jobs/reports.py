@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from catalogue.models import Cell
 from django.conf import settings
 from django.template.loader import render_to_string
 from django.utils import timezone
@@ -335,8 +336,6 @@ def build_cell_report(cell, *, compare_methods: bool = True) -> dict[str, Any]:
         "diffusivity": diffusivity_rows(cell),
     }
     if compare_methods:
-        from catalogue.models import Cell
-
         others = Cell.objects.filter(project_id=cell.project_id).select_related("cathode")
         tables["methods"] = [
             _cell_overview(c) for c in others.order_by("cathode__fabrication_method", "name")
@@ -403,8 +402,6 @@ def build_cell_report(cell, *, compare_methods: bool = True) -> dict[str, Any]:
 def build_sample_report(sample) -> dict[str, Any]:
     """The report of every cell built from ``sample`` (an electrode), tables row-bound with a
     ``cell`` column, Li maps per cell, and the project's DIT vs slurry comparison."""
-    from catalogue.models import Cell
-
     tables: dict[str, list[dict]] = {}
     figs: dict[str, dict] = {}
     for cell in Cell.objects.filter(cathode=sample).order_by("name", "pk"):

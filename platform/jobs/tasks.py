@@ -1,16 +1,18 @@
-"""Celery tasks: thin wrappers that load a job by id and hand it to ``services``.
+"""Celery tasks: a thin shell. Each loads a job by id and hands it to ``execution`` (run,
+store) or ``dispatch`` (send the next tasks); no logic of its own.
 
-Tasks are acknowledged late and rejected (hence redelivered) when the worker process dies,
-so a job whose worker is killed mid-run is picked up again by another worker; the job row
-counts attempts and gives up after ``services.MAX_ATTEMPTS``.
+Tasks are acknowledged late and rejected (hence redelivered) when the worker process dies;
+a worker whose whole machine stops is noticed by its missing heartbeat (see
+``dispatch.recover_stale_jobs``, run by Celery beat). The job row counts attempts and gives
+up after ``execution.MAX_ATTEMPTS``.
 """
 
 from __future__ import annotations
 
-from celery import chord, group, shared_task
+from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
-from . import pipelines, services
+from . import dispatch, execution, planning
 
 TASK_OPTIONS = {
     "acks_late": True,
@@ -23,41 +25,53 @@ TASK_OPTIONS = {
 }
 
 
-@shared_task(bind=True, name="jobs.run_job", **TASK_OPTIONS)
+@shared_task(bind=True, name=dispatch.RUN_JOB, **TASK_OPTIONS)
 def run_job(self, job_id: int) -> str:
     """Run one analysis stage job; returns its final status.
 
-    A stage that can fan out (XCT reconstruction) is replaced by a chord: one task per chunk
-    of slices across the workers, then a merge task that stores the result.
+    A stage that can fan out (XCT reconstruction) becomes one task per chunk of slices; the
+    rest of this task's chain waits until the merge has stored the result.
     """
-    if pipelines.fanout_enabled():
-        n_chunks = pipelines.prepare_fanout(job_id, hostname=self.request.hostname or "")
+    if dispatch.fanout_enabled():
+        n_chunks = execution.prepare_fanout(job_id, hostname=self.request.hostname or "")
         if n_chunks:
-            fan = chord(
-                group(run_chunk.si(job_id, i) for i in range(n_chunks)),
-                merge_chunks.si(job_id),
-            )
-            raise self.replace(fan)
-    return services.execute_job(
+            dispatch.fan_out(job_id, n_chunks, list(self.request.chain or []))
+            self.request.chain = None
+            return "fanned out"
+    return execution.execute_job(
         job_id, hostname=self.request.hostname or "", task_id=self.request.id or ""
     )
 
 
-@shared_task(bind=True, name="jobs.run_chunk", **TASK_OPTIONS)
+@shared_task(bind=True, name=dispatch.RUN_CHUNK, **TASK_OPTIONS)
 def run_chunk(self, job_id: int, chunk_index: int) -> str:
     """Run one chunk of a fanned-out stage (e.g. a slab of XCT slices)."""
-    return pipelines.run_chunk(job_id, chunk_index)
+    outcome = execution.run_chunk(job_id, chunk_index)
+    if outcome == "last":
+        dispatch.send_merge(job_id)
+    elif outcome != "done":  # the job ended (failed, cancelled): the pipeline goes on
+        dispatch.send_on_held_chain(job_id)
+    return outcome
 
 
-@shared_task(bind=True, name="jobs.merge_chunks", **TASK_OPTIONS)
+@shared_task(bind=True, name=dispatch.MERGE_CHUNKS, **TASK_OPTIONS)
 def merge_chunks(self, job_id: int) -> str:
-    """Merge the chunks of a fanned-out stage and store its result."""
-    return pipelines.merge_chunks(
+    """Merge the chunks of a fanned-out stage, store its result, send on its chain."""
+    outcome = execution.merge_fanned_out(
         job_id, hostname=self.request.hostname or "", task_id=self.request.id or ""
     )
+    dispatch.send_on_held_chain(job_id)
+    return outcome
 
 
-@shared_task(bind=True, name="jobs.finalize_pipeline", **TASK_OPTIONS)
+@shared_task(bind=True, name=dispatch.FINALIZE_PIPELINE, **TASK_OPTIONS)
 def finalize_pipeline(self, *_upstream, parent_id: int) -> str:
-    """Close a whole-cell pipeline once all its stages have finished."""
-    return services.finalize_pipeline(parent_id)
+    """Start the join stages once every chain has finished; close the pipeline after them."""
+    dispatch.launch_joins(parent_id, planning.claim_ready_joins(parent_id))
+    return execution.finalize_pipeline(parent_id)
+
+
+@shared_task(bind=True, name=dispatch.RECOVER_STALE_JOBS, ignore_result=True)
+def recover_stale_jobs(self) -> dict:
+    """Periodic (Celery beat): requeue or fail running jobs whose worker went silent."""
+    return dispatch.recover_stale_jobs()

@@ -22,11 +22,12 @@ from projects.permissions import (
 
 from analysis_engine.errors import EngineInputError
 
+from . import dispatch, execution, reports
 from . import engine_registry as registry
-from . import reports, services
 from .filtersets import AnalysisJobFilterSet
 from .forms import CommentForm, RunJobForm, RunPipelineForm
 from .models import AnalysisJob, Comment, Result
+from .planning import plan_cell
 
 READ_ONLY = "Your role in this project is read-only (viewer): you cannot run jobs."
 
@@ -86,7 +87,7 @@ class ResultDetailView(ProjectScopedMixin, DetailView):
         ctx["summary_json"] = json.dumps(self.object.summary, indent=2)
         ctx["provenance_json"] = json.dumps(self.object.provenance, indent=2)
         ctx["can_edit"] = can_edit(self.request.user, self.object.project)
-        ctx["exports"] = services.result_exports(self.object)
+        ctx["exports"] = execution.result_exports(self.object)
         return ctx
 
     def post(self, request, *args, **kwargs):
@@ -114,7 +115,7 @@ def run_dataset_job(request, pk: int):
     form = RunJobForm(request.POST or None, data_kind=dataset.kind)
     if request.method == "POST" and form.is_valid():
         try:
-            job, created = services.submit_job(
+            job, created = dispatch.submit_job(
                 project=dataset.project,
                 user=request.user,
                 kind=form.cleaned_data["kind"],
@@ -148,7 +149,7 @@ def run_cell_pipeline(request, pk: int):
     form = RunPipelineForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
-            job, created = services.submit_pipeline(
+            job, created = dispatch.submit_pipeline(
                 project=cell.project,
                 user=request.user,
                 cell=cell,
@@ -161,8 +162,6 @@ def run_cell_pipeline(request, pk: int):
             if not created:
                 messages.info(request, "This exact pipeline already exists: showing it.")
             return redirect(job)
-    from .pipelines import plan_cell
-
     try:
         plan = plan_cell(cell, {})
     except EngineInputError as exc:

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from catalogue.management.commands.import_beamtime import import_beamtime
 from catalogue.models import Dataset, DetectorCalibration
-from jobs import services
+from jobs import dispatch, execution
 from jobs.models import JobStatus
 
 pytestmark = pytest.mark.django_db
@@ -95,9 +95,9 @@ def test_native_files_and_calibration_folder_import_and_feed_events_jobs(
     again = import_beamtime(beamtime_dir, project=project)  # idempotent
     assert again.created.get("DetectorCalibration", 0) == 0 and not again.new_datasets
 
-    job, _ = services.submit_job(project=project, user=analyst, kind="events", datasets=[raw],
+    job, _ = dispatch.submit_job(project=project, user=analyst, kind="events", datasets=[raw],
                                  parameters={"bin_width_kev": 1.0})  # fmt: skip
-    assert services.execute_job(job.pk) == JobStatus.SUCCEEDED, job.error
+    assert execution.execute_job(job.pk) == JobStatus.SUCCEEDED, job.error
     result = job.results.get()
     with h5py.File(result.output_file.path) as f:
         cube = f["pixel_histograms"][()]
@@ -119,8 +119,8 @@ def test_result_exports_listed_and_downloadable(
 ):
     import_beamtime(beamtime_dir, project=project)
     raw = Dataset.objects.get(project=project, kind="xcs_frames")
-    job, _ = services.submit_job(project=project, user=analyst, kind="events", datasets=[raw])
-    assert services.execute_job(job.pk) == JobStatus.SUCCEEDED
+    job, _ = dispatch.submit_job(project=project, user=analyst, kind="events", datasets=[raw])
+    assert execution.execute_job(job.pk) == JobStatus.SUCCEEDED
     result = job.results.get()
     api = api_as(analyst)
     files = api.get(f"/api/v1/results/{result.pk}/").json()["files"]
@@ -143,5 +143,5 @@ def test_server_paths_are_not_job_parameters(beamtime_dir, project, analyst):
     import_beamtime(beamtime_dir, project=project)
     raw = Dataset.objects.get(project=project, kind="xcs_frames")
     with pytest.raises(EngineInputError, match="has no option gradients_path"):
-        services.submit_job(project=project, user=analyst, kind="events", datasets=[raw],
+        dispatch.submit_job(project=project, user=analyst, kind="events", datasets=[raw],
                             parameters={"gradients_path": "/etc/hostname"})  # fmt: skip

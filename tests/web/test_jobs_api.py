@@ -9,72 +9,13 @@ the speed or the state of the real engine stages.
 from __future__ import annotations
 
 import hashlib
-import sys
-import types
 
-import h5py
-import numpy as np
 import pytest
 from jobs import engine_registry as registry
-from jobs import services
+from jobs import execution, planning
 from jobs.models import AnalysisJob, Comment, JobStatus, Result
 
 import analysis_engine
-from analysis_engine.errors import EngineInputError
-
-FAKE_MODULE = "correli_fake_engine"
-CALLS: list[dict] = []
-
-
-def run_fake(input_path, output_path, *, scale=1.0, fail=None, cancel_mid_run=False, progress=None):
-    """Stand-in for run_compton: 1 - x is read from the input file ("li=0.76")."""
-    text = open(input_path, encoding="utf-8").read()
-    li = float(text.split("=", 1)[1]) * scale
-    CALLS.append({"input": input_path, "scale": scale})
-    if fail:
-        raise EngineInputError(fail)
-    if progress:
-        progress(0.5, "fitting pseudo-Voigt peaks")
-    if cancel_mid_run:
-        job_id = int(output_path.split("/")[-2])
-        AnalysisJob.objects.filter(pk=job_id).update(status=JobStatus.CANCELLED)
-        progress(0.75, "after cancel")
-    li_map = np.full((4, 5), li)
-    li_map[0, 0] = np.nan
-    with h5py.File(output_path, "w") as f:
-        f["li_stoichiometry"] = li_map
-        f["s_parameter"] = 0.650 + 2.309 * li_map
-    return {"s_total": 0.650 + 2.309 * li, "li_total": li, "pixels": 19}
-
-
-@pytest.fixture
-def fake_engine(monkeypatch):
-    module = types.ModuleType(FAKE_MODULE)
-    module.run_fake = run_fake
-    monkeypatch.setitem(sys.modules, FAKE_MODULE, module)
-    kind = registry.JobKind(
-        name="compton",
-        label="Compton map",
-        module=FAKE_MODULE,
-        function="run_fake",
-        inputs=(registry.InputSlot("spectra", ("xcs_spectra",)),),
-        produces="compton_maps",
-        output_name="compton.h5",
-    )
-    monkeypatch.setitem(registry.JOB_KINDS, "compton", kind)
-    CALLS.clear()
-    return kind
-
-
-def spectra_dataset(factories, project, li=0.76, **extra):
-    content = f"li={li}".encode()
-    return factories.make_dataset(
-        project,
-        content=content,
-        kind="xcs_spectra",
-        sha256=hashlib.sha256(content).hexdigest(),
-        **extra,
-    )
 
 
 def submit(client, dataset, **body):
@@ -84,7 +25,13 @@ def submit(client, dataset, **body):
 
 
 def test_submit_answers_202_and_the_job_runs_to_a_result(
-    fake_engine, project, analyst, api_as, factories, django_capture_on_commit_callbacks
+    spectra_dataset,
+    fake_engine,
+    project,
+    analyst,
+    api_as,
+    factories,
+    django_capture_on_commit_callbacks,
 ):
     ds = spectra_dataset(factories, project, li=0.73)
     api = api_as(analyst)
@@ -133,7 +80,13 @@ def test_submit_answers_202_and_the_job_runs_to_a_result(
 
 
 def test_same_kind_inputs_and_parameters_return_the_existing_job(
-    fake_engine, project, analyst, api_as, factories, django_capture_on_commit_callbacks
+    spectra_dataset,
+    fake_engine,
+    project,
+    analyst,
+    api_as,
+    factories,
+    django_capture_on_commit_callbacks,
 ):
     ds = spectra_dataset(factories, project)
     api = api_as(analyst)
@@ -148,7 +101,9 @@ def test_same_kind_inputs_and_parameters_return_the_existing_job(
     assert forced.status_code == 202
     assert forced.json()["id"] not in {first.json()["id"], other.json()["id"]}
     assert forced.json()["job_key"] == first.json()["job_key"]
-    assert len(CALLS) == 1  # only the first one ran (callbacks of the others not executed)
+    assert (
+        len(fake_engine.calls) == 1
+    )  # only the first one ran (callbacks of the others not executed)
     ids = f"{first.json()['id']},{other.json()['id']}"
     listed = api.get(f"/api/v1/jobs/?ids={ids}").json()["results"]
     assert {j["id"] for j in listed} == {first.json()["id"], other.json()["id"]}
@@ -156,19 +111,25 @@ def test_same_kind_inputs_and_parameters_return_the_existing_job(
 
 
 def test_job_key_is_canonical():
-    a = services.compute_job_key("compton", ["b" * 64, "a" * 64], {"x": 1, "y": [1, 2]})
-    b = services.compute_job_key("compton", ["a" * 64, "b" * 64], {"y": [1, 2], "x": 1})
+    a = planning.compute_job_key("compton", ["b" * 64, "a" * 64], {"x": 1, "y": [1, 2]})
+    b = planning.compute_job_key("compton", ["a" * 64, "b" * 64], {"y": [1, 2], "x": 1})
     assert a == b and len(a) == 64
-    assert a != services.compute_job_key("compton", ["a" * 64, "b" * 64], {"x": 2, "y": [1, 2]})
-    assert a != services.compute_job_key("events", ["a" * 64, "b" * 64], {"x": 1, "y": [1, 2]})
+    assert a != planning.compute_job_key("compton", ["a" * 64, "b" * 64], {"x": 2, "y": [1, 2]})
+    assert a != planning.compute_job_key("events", ["a" * 64, "b" * 64], {"x": 1, "y": [1, 2]})
 
 
 def test_engine_input_error_fails_the_job_with_the_engine_message(
-    fake_engine, project, analyst, api_as, factories, django_capture_on_commit_callbacks
+    spectra_dataset,
+    fake_engine,
+    project,
+    analyst,
+    api_as,
+    factories,
+    django_capture_on_commit_callbacks,
 ):
     ds = spectra_dataset(factories, project)
     api = api_as(analyst)
-    msg = "spectra file has no /energy_bins: was it written by the events command?"
+    msg = "spectra file has no energy_bins: was it written by the events command?"
     with django_capture_on_commit_callbacks(execute=True):
         job_id = submit(api, ds, parameters={"fail": msg}).json()["id"]
     job = api.get(f"/api/v1/jobs/{job_id}/").json()
@@ -178,7 +139,7 @@ def test_engine_input_error_fails_the_job_with_the_engine_message(
 
 
 def test_bad_requests_answer_400_with_a_clear_message(
-    fake_engine, project, analyst, api_as, factories
+    spectra_dataset, fake_engine, project, analyst, api_as, factories
 ):
     ds = spectra_dataset(factories, project)
     api = api_as(analyst)
@@ -201,7 +162,14 @@ def test_bad_requests_answer_400_with_a_clear_message(
 
 
 def test_viewer_reads_and_comments_but_cannot_run_or_cancel(
-    fake_engine, project, analyst, viewer, api_as, factories, django_capture_on_commit_callbacks
+    spectra_dataset,
+    fake_engine,
+    project,
+    analyst,
+    viewer,
+    api_as,
+    factories,
+    django_capture_on_commit_callbacks,
 ):
     ds = spectra_dataset(factories, project)
     with django_capture_on_commit_callbacks(execute=True):
@@ -217,13 +185,20 @@ def test_viewer_reads_and_comments_but_cannot_run_or_cancel(
     )
     assert r.status_code == 201 and r.json()["author"] == "viewer"
     assert Comment.objects.get().project_id == project.pk
-    assert [c["text"] for c in api.get(f"/api/v1/results/{result_id}/comments/").json()] == [
-        "Region 3 looks dim"
-    ]
+    page = api.get(f"/api/v1/results/{result_id}/comments/").json()
+    assert page["count"] == 1 and page["next"] is None
+    assert [c["text"] for c in page["results"]] == ["Region 3 looks dim"]
 
 
 def test_outsiders_get_404_everywhere(
-    fake_engine, project, analyst, outsider, api_as, factories, django_capture_on_commit_callbacks
+    spectra_dataset,
+    fake_engine,
+    project,
+    analyst,
+    outsider,
+    api_as,
+    factories,
+    django_capture_on_commit_callbacks,
 ):
     ds = spectra_dataset(factories, project)
     with django_capture_on_commit_callbacks(execute=True):
@@ -247,48 +222,48 @@ def test_outsiders_get_404_everywhere(
 
 
 def test_cancel_a_queued_job_then_the_worker_skips_it(
-    fake_engine, project, analyst, api_as, factories
+    spectra_dataset, fake_engine, project, analyst, api_as, factories
 ):
     ds = spectra_dataset(factories, project)
     api = api_as(analyst)
     job_id = submit(api, ds).json()["id"]  # on_commit not executed: still queued
     r = api.post(f"/api/v1/jobs/{job_id}/cancel/")
     assert r.status_code == 200 and r.json()["status"] == "cancelled"
-    assert services.execute_job(job_id) == "cancelled"
-    assert CALLS == [] and not Result.objects.exists()
+    assert execution.execute_job(job_id) == "cancelled"
+    assert fake_engine.calls == [] and not Result.objects.exists()
     # a cancelled job does not block a new submission
     assert submit(api, ds).status_code == 202
 
 
 def test_cancel_while_running_stops_at_the_next_progress_report(
-    fake_engine, project, analyst, api_as, factories
+    spectra_dataset, fake_engine, project, analyst, api_as, factories
 ):
     ds = spectra_dataset(factories, project)
     job_id = submit(api_as(analyst), ds, parameters={"cancel_mid_run": True}).json()["id"]
-    assert services.execute_job(job_id) == JobStatus.CANCELLED
+    assert execution.execute_job(job_id) == JobStatus.CANCELLED
     job = AnalysisJob.objects.get(pk=job_id)
     assert job.status == JobStatus.CANCELLED
     assert not Result.objects.filter(job=job).exists()
-    assert not (services.results_dir(job) / "compton.h5").exists()
+    assert not (execution.results_dir(job) / "compton.h5").exists()
 
 
 def test_a_redelivered_job_runs_again_and_gives_up_after_max_attempts(
-    fake_engine, project, analyst, api_as, factories
+    spectra_dataset, fake_engine, project, analyst, api_as, factories
 ):
     ds = spectra_dataset(factories, project)
     job_id = submit(api_as(analyst), ds).json()["id"]
     # a worker died mid-run: the row says running, attempt 1, and the task is redelivered
     AnalysisJob.objects.filter(pk=job_id).update(status=JobStatus.RUNNING, attempts=1, progress=0.4)
-    assert services.execute_job(job_id, hostname="worker-2") == JobStatus.SUCCEEDED
+    assert execution.execute_job(job_id, hostname="worker-2") == JobStatus.SUCCEEDED
     job = AnalysisJob.objects.get(pk=job_id)
     assert (job.attempts, job.worker) == (2, "worker-2")
     assert Result.objects.get(job=job).provenance["attempt"] == 2
 
     job_id = submit(api_as(analyst), ds, force=True).json()["id"]
     AnalysisJob.objects.filter(pk=job_id).update(
-        status=JobStatus.RUNNING, attempts=services.MAX_ATTEMPTS
+        status=JobStatus.RUNNING, attempts=execution.MAX_ATTEMPTS
     )
-    assert services.execute_job(job_id) == JobStatus.FAILED
+    assert execution.execute_job(job_id) == JobStatus.FAILED
     assert "lost 3 times" in AnalysisJob.objects.get(pk=job_id).error
 
 
@@ -300,3 +275,90 @@ def test_job_kinds_endpoint_lists_engine_options(fake_engine, analyst, api_as):
         {"name": "spectra", "accepts": ["xcs_spectra"], "many": False}
     ]
     assert kinds["correlate"]["inputs"][1]["many"] is True
+
+
+def _openapi_validator(path: str, method: str = "get", code: str = "200"):
+    """A JSON-schema validator for one documented response of the live OpenAPI schema."""
+    import jsonschema
+    from drf_spectacular.generators import SchemaGenerator
+
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+
+    def openapi_to_json_schema(node):  # OpenAPI 3.0 "nullable" -> JSON schema null type
+        if isinstance(node, dict):
+            node = {k: openapi_to_json_schema(v) for k, v in node.items()}
+            if node.pop("nullable", False) and "type" in node:
+                node["type"] = [node["type"], "null"]
+            return node
+        if isinstance(node, list):
+            return [openapi_to_json_schema(v) for v in node]
+        return node
+
+    components = openapi_to_json_schema(schema["components"])
+    response = schema["paths"][path][method]["responses"][code]
+    body = openapi_to_json_schema(response["content"]["application/json"]["schema"])
+    return jsonschema.Draft7Validator({**body, "components": components})
+
+
+def test_kinds_and_comments_answer_what_the_schema_says(
+    spectra_dataset,
+    fake_engine,
+    project,
+    analyst,
+    api_as,
+    factories,
+    django_capture_on_commit_callbacks,
+):
+    api = api_as(analyst)
+    kinds = api.get("/api/v1/jobs/kinds/").json()
+    assert isinstance(kinds, list) and len(kinds) == len(registry.JOB_KINDS)
+    _openapi_validator("/api/v1/jobs/kinds/").validate(kinds)
+    # the options carry --help's words: the compton stand-in's numpydoc-less options at least
+    # have their names, types and defaults from the signature
+    (compton,) = [k for k in kinds if k["kind"] == "compton"]
+    assert [(o["name"], o["type"], o["default"]) for o in compton["options"]] == [
+        ("scale", "number", 1.0),
+        ("fail", "string", None),
+        ("cancel_mid_run", "boolean", False),
+    ]
+    assert [o["name"] for o in compton["options"]] == list(compton["parameters"])
+    # format-suffix routes (if the router has them) answer like the plain ones, never 500
+    assert api.get("/api/v1/jobs/kinds.json").status_code in (200, 404)
+
+    ds = spectra_dataset(factories, project)
+    with django_capture_on_commit_callbacks(execute=True):
+        job = submit(api, ds).json()
+    result_id = api.get(f"/api/v1/jobs/{job['id']}/").json()["results"][0]["id"]
+    url = f"/api/v1/results/{result_id}/comments/"
+    for text in ("first", "second", "third"):
+        created = api.post(url, {"text": text}, format="json")
+        assert created.status_code == 201
+        _openapi_validator("/api/v1/results/{id}/comments/", "post", "201").validate(created.json())
+    page = api.get(url + "?page_size=2").json()
+    _openapi_validator("/api/v1/results/{id}/comments/").validate(page)
+    assert page["count"] == 3 and [c["text"] for c in page["results"]] == ["first", "second"]
+    assert [c["text"] for c in api.get(page["next"]).json()["results"]] == ["third"]
+    for action in ("comments", "figure", "download"):
+        response = api.get(f"/api/v1/results/{result_id}/{action}.json")
+        assert response.status_code in (200, 404), (action, response.status_code)
+    cancel = api.post(f"/api/v1/jobs/{job['id']}/cancel.json")
+    assert cancel.status_code in (200, 404), cancel.status_code
+
+
+def test_kinds_describe_options_in_the_words_of_the_command_line(analyst, api_as):
+    """``GET /jobs/kinds/`` and ``python -m analysis_engine CMD --help`` come from the same
+    specs (the engine's signatures and numpydoc), so every name, type, default and help text
+    agrees."""
+    from analysis_engine.commands import command_for_function
+
+    kinds = {k["kind"]: k for k in api_as(analyst).get("/api/v1/jobs/kinds/").json()}
+    assert set(kinds) == set(registry.JOB_KINDS)
+    for name, kind in registry.JOB_KINDS.items():
+        command = command_for_function(kind.function)
+        expected = [
+            spec.as_dict()
+            for spec in command.parameters
+            if not registry.is_platform_parameter(kind, spec.name)
+        ]
+        assert kinds[name]["options"] == expected, name
+        assert all(o["help"] for o in kinds[name]["options"]), name

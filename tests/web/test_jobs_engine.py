@@ -11,7 +11,7 @@ import hashlib
 import h5py
 import numpy as np
 import pytest
-from jobs import pipelines, services
+from jobs import dispatch, execution
 from jobs.models import AnalysisJob, JobStatus, Result
 
 
@@ -45,10 +45,10 @@ def read_volume(result: Result) -> np.ndarray:
 
 def test_reconstruct_job_whole_and_fanned_out_agree(project, analyst, projections):
     params = {"center": 16.0, "chunk_slices": 4}
-    whole, _ = services.submit_job(
+    whole, _ = dispatch.submit_job(
         project=project, user=analyst, kind="reconstruct", datasets=[projections], parameters=params
     )
-    assert services.execute_job(whole.pk) == JobStatus.SUCCEEDED, AnalysisJob.objects.get(
+    assert execution.execute_job(whole.pk) == JobStatus.SUCCEEDED, AnalysisJob.objects.get(
         pk=whole.pk
     ).error
     whole_result = Result.objects.get(job=whole)
@@ -60,7 +60,7 @@ def test_reconstruct_job_whole_and_fanned_out_agree(project, analyst, projection
     assert volume[inside].mean() == pytest.approx(0.02, rel=0.1)
     assert abs(volume[~inside & (np.hypot(*np.mgrid[:32, :32] - 15.5) < 10)[None]].mean()) < 0.004
 
-    fanned, created = services.submit_job(
+    fanned, created = dispatch.submit_job(
         project=project,
         user=analyst,
         kind="reconstruct",
@@ -69,18 +69,18 @@ def test_reconstruct_job_whole_and_fanned_out_agree(project, analyst, projection
         force=True,
     )
     assert created
-    n = pipelines.prepare_fanout(fanned.pk, hostname="worker-a")
+    n = execution.prepare_fanout(fanned.pk, hostname="worker-a")
     assert n == 2
-    for i in range(n):
-        assert pipelines.run_chunk(fanned.pk, i) == "done"
-    assert pipelines.merge_chunks(fanned.pk, hostname="worker-b") == "succeeded"
+    # the last chunk to finish says so (its task then enqueues the merge)
+    assert [execution.run_chunk(fanned.pk, i) for i in range(n)] == ["done"] * (n - 1) + ["last"]
+    assert execution.merge_fanned_out(fanned.pk, hostname="worker-b") == "succeeded"
     fanned.refresh_from_db()
     assert fanned.status == JobStatus.SUCCEEDED and fanned.progress == 1.0
     fan_result = Result.objects.get(job=fanned)
     np.testing.assert_allclose(read_volume(fan_result), volume, atol=1e-6)
     assert fan_result.summary["chunks"] == 2
     assert fan_result.provenance["inputs"][0]["sha256"] == projections.sha256
-    assert not list(services.results_dir(fanned).glob("part-*.h5"))  # parts cleaned up
+    assert not list(execution.results_dir(fanned).glob("part-*.h5"))  # parts cleaned up
 
 
 def test_bad_projection_file_fails_with_the_engine_message(project, analyst, factories):
@@ -88,8 +88,8 @@ def test_bad_projection_file_fails_with_the_engine_message(project, analyst, fac
     ds = factories.make_dataset(
         project, content=content, kind="xct_projections", sha256=hashlib.sha256(content).hexdigest()
     )
-    job, _ = services.submit_job(project=project, user=analyst, kind="reconstruct", datasets=[ds])
-    assert services.execute_job(job.pk) == JobStatus.FAILED
+    job, _ = dispatch.submit_job(project=project, user=analyst, kind="reconstruct", datasets=[ds])
+    assert execution.execute_job(job.pk) == JobStatus.FAILED
     job.refresh_from_db()
     assert "HDF5" in job.error and "internal error" not in job.error
 

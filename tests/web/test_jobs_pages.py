@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 from jobs.models import AnalysisJob, Comment, Result
 
-from tests.web.test_jobs_api import fake_engine, spectra_dataset  # noqa: F401 - fixture reuse
-
 pytestmark = pytest.mark.usefixtures("fake_engine")
 
 
 @pytest.fixture
-def finished_job(project, analyst, factories, client_as, django_capture_on_commit_callbacks):
+def finished_job(
+    spectra_dataset, project, analyst, factories, client_as, django_capture_on_commit_callbacks
+):
     ds = spectra_dataset(factories, project, li=0.61)
     with django_capture_on_commit_callbacks(execute=True):
         r = client_as(analyst).post(f"/jobs/datasets/{ds.pk}/run/", {"kind": "compton"})
@@ -20,7 +20,9 @@ def finished_job(project, analyst, factories, client_as, django_capture_on_commi
     return job
 
 
-def test_analyst_runs_a_job_from_the_dataset_page(project, analyst, factories, client_as):
+def test_analyst_runs_a_job_from_the_dataset_page(
+    spectra_dataset, project, analyst, factories, client_as
+):
     ds = spectra_dataset(factories, project)
     page = client_as(analyst).get(f"/jobs/datasets/{ds.pk}/run/")
     assert page.status_code == 200
@@ -70,7 +72,7 @@ def test_viewer_sees_results_and_comments_but_no_run_button(
 
 
 def test_running_job_shows_cancel_for_analysts_only(
-    project, analyst, viewer, factories, client_as, api_as
+    spectra_dataset, project, analyst, viewer, factories, client_as, api_as
 ):
     ds = spectra_dataset(factories, project)
     job_id = (

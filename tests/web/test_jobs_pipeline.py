@@ -1,32 +1,29 @@
 """Whole-cell pipeline with XCT and Compton branches joined by a correlate stage.
 
 Stand-in engine functions record what they receive, so the test checks the wiring: chains per
-dataset, the join stage getting the segmented XCT plus the Compton maps ordered by region,
-both with a chord (result backend) and with the embedded-broker fallback (no backend).
+dataset, the join stage getting the segmented XCT plus the Compton maps ordered by region.
+There is one launch path (chains ending in an idempotent final step, no chord), so it is the
+same with or without a result backend.
 """
 
 from __future__ import annotations
 
 import hashlib
-import sys
-import types
 
 import h5py
 import numpy as np
 import pytest
 from jobs import engine_registry as registry
-from jobs import pipelines, reports
+from jobs import reports
 from jobs.models import AnalysisJob, JobStatus, Result
 
 from analysis_engine.errors import EngineInputError
-from tests.web.test_jobs_api import fake_engine, spectra_dataset  # noqa: F401 - fixture reuse
 
-MODULE = "correli_fake_xct_engine"
 POROSITY = [0.333, 0.232, 0.096]
 SEEN: dict[str, list] = {}
 
 
-def run_segment(input_spec, output_path, *, regions=3, progress=None):
+def run_segment(input_spec, output_path, *, regions: int = 3, progress=None):
     SEEN.setdefault("segment", []).append(input_spec)
     with h5py.File(output_path, "w") as f:
         f["pore_mask"] = np.zeros((6, 4, 4), np.uint8)
@@ -35,7 +32,7 @@ def run_segment(input_spec, output_path, *, regions=3, progress=None):
     return {"porosity": float(np.mean(POROSITY)), "porosity_by_region": POROSITY}
 
 
-def run_transport_table(volume_spec, output_path, *, thickness_axis=0, progress=None):
+def run_transport_table(volume_spec, output_path, *, thickness_axis: int = 0, progress=None):
     SEEN.setdefault("transport_table", []).append(volume_spec)
     rows = []
     for region, (tau_xy, tau_yz) in enumerate(((8.7, 1.1), (10.5, 2.3), (11.2, 2.8)), start=1):
@@ -73,34 +70,29 @@ def run_correlate(xct_path, compton_paths, output_path, *, progress=None):
 
 
 @pytest.fixture
-def xct_engine(monkeypatch, fake_engine):  # noqa: F811
-    module = types.ModuleType(MODULE)
-    module.run_segment = run_segment
-    module.run_transport_table = run_transport_table
-    module.run_correlate = run_correlate
-    monkeypatch.setitem(sys.modules, MODULE, module)
-    for name in ("segment", "transport_table", "correlate"):
+def xct_engine(monkeypatch, fake_engine):
+    stand_ins = {
+        "segment": run_segment,
+        "transport_table": run_transport_table,
+        "correlate": run_correlate,
+    }
+    for name, function in stand_ins.items():
         kind = registry.JOB_KINDS[name]
         monkeypatch.setitem(
-            registry.JOB_KINDS,
-            name,
-            registry.JobKind(**{**kind.__dict__, "module": MODULE, "function": f"run_{name}"}),
+            registry.JOB_KINDS, name, registry.JobKind(**{**kind.__dict__, "function": function})
         )
     SEEN.clear()
 
 
-@pytest.mark.parametrize("result_backend", [True, False], ids=["chord", "embedded-fallback"])
 def test_pipeline_joins_xct_and_compton_per_charge_state(
+    spectra_dataset,
     xct_engine,
-    result_backend,
-    monkeypatch,
     project,
     analyst,
     factories,
     api_as,
     django_capture_on_commit_callbacks,
 ):
-    monkeypatch.setattr(pipelines, "_has_result_backend", lambda: result_backend)
     cell = factories.make_cell(project, name="DIT cell")
     state = factories.make_charge_state(project, cell=cell, state="discharged")
     # uploaded out of order: region 3 first
@@ -150,9 +142,9 @@ def test_pipeline_joins_xct_and_compton_per_charge_state(
 
 
 def test_correlate_submitted_by_hand_takes_results_in_any_order(
-    xct_engine, project, analyst, factories, django_capture_on_commit_callbacks
+    spectra_dataset, xct_engine, project, analyst, factories, django_capture_on_commit_callbacks
 ):
-    from jobs import services
+    from jobs import dispatch, execution
 
     cell = factories.make_cell(project)
     state = factories.make_charge_state(project, cell=cell, state="charged")
@@ -161,8 +153,8 @@ def test_correlate_submitted_by_hand_takes_results_in_any_order(
         ds = spectra_dataset(
             factories, project, li=li, cell=cell, charge_state=state, region=region
         )
-        job, _ = services.submit_job(project=project, user=analyst, kind="compton", datasets=[ds])
-        services.execute_job(job.pk)
+        job, _ = dispatch.submit_job(project=project, user=analyst, kind="compton", datasets=[ds])
+        execution.execute_job(job.pk)
         results.append(Result.objects.get(job=job))
     content = b"\x89HDF\r\n\x1a\n another fake reconstruction"
     xct = factories.make_dataset(
@@ -171,17 +163,17 @@ def test_correlate_submitted_by_hand_takes_results_in_any_order(
         kind="xct_reconstruction",
         sha256=hashlib.sha256(content).hexdigest(),
     )
-    seg, _ = services.submit_job(project=project, user=analyst, kind="segment", datasets=[xct])
-    assert services.execute_job(seg.pk) == JobStatus.SUCCEEDED
+    seg, _ = dispatch.submit_job(project=project, user=analyst, kind="segment", datasets=[xct])
+    assert execution.execute_job(seg.pk) == JobStatus.SUCCEEDED
     seg_result = Result.objects.get(job=seg)
     with pytest.raises(EngineInputError, match="needs xct"):
-        services.submit_job(project=project, user=analyst, kind="correlate", input_results=results)
-    job, _ = services.submit_job(
+        dispatch.submit_job(project=project, user=analyst, kind="correlate", input_results=results)
+    job, _ = dispatch.submit_job(
         project=project,
         user=analyst,
         kind="correlate",
         input_results=[results[0], seg_result, results[1]],
     )
-    assert services.execute_job(job.pk) == JobStatus.SUCCEEDED
+    assert execution.execute_job(job.pk) == JobStatus.SUCCEEDED
     _, _, lis = SEEN["correlate"][-1]
     assert lis == pytest.approx([0.10, 0.03])

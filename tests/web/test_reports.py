@@ -11,8 +11,6 @@ import pytest
 from jobs import reports
 from jobs.models import AnalysisJob, JobStatus, Result
 
-from tests.web.test_jobs_api import fake_engine, spectra_dataset  # noqa: F401 - fixture reuse
-
 # Paper Table 2 (SCIENCE.md): 1 - x per region
 TABLE2 = {"charged": (0.10, 0.03, 0.00), "discharged": (0.76, 0.73, 0.61)}
 
@@ -32,7 +30,7 @@ def test_tables_to_csv_unions_columns():
 
 
 @pytest.fixture
-def dit_cell(project, factories):
+def dit_cell(spectra_dataset, project, factories):
     cell = factories.make_cell(project, name="DIT cell")
     for state, values in TABLE2.items():
         cs = factories.make_charge_state(project, cell=cell, state=state)
@@ -42,7 +40,7 @@ def dit_cell(project, factories):
 
 
 def test_pipeline_runs_every_state_and_region_then_reports(
-    fake_engine,  # noqa: F811
+    fake_engine,
     project,
     analyst,
     dit_cell,
@@ -114,7 +112,8 @@ def test_pipeline_runs_every_state_and_region_then_reports(
 
 
 def test_report_compares_dit_with_slurry_cells(
-    fake_engine,  # noqa: F811
+    spectra_dataset,
+    fake_engine,
     project,
     analyst,
     dit_cell,
@@ -148,7 +147,8 @@ def test_report_pages_are_scoped(project, outsider, viewer, dit_cell, client_as)
 
 
 def test_sample_report_binds_its_cells_tables(
-    fake_engine,  # noqa: F811
+    spectra_dataset,
+    fake_engine,
     project,
     analyst,
     dit_cell,

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from catalogue.services import with_catalogue_options
 from django.core.files.base import ContentFile
-from jobs import reports, services
+from jobs import dispatch, reports
 from jobs.models import AnalysisJob, JobStatus, Result
 from PIL import Image
 from viewer.templatetags.viewer_tags import readable_table
@@ -124,7 +124,7 @@ def test_electrochem_job_takes_area_and_concentration_from_the_catalogue(
         project, content=csv_path.read_bytes(), kind="eis", name="eis", cell=cell, charge_state=cs
     )
     with django_capture_on_commit_callbacks(execute=True):
-        job, created = services.submit_job(
+        job, created = dispatch.submit_job(
             project=project, user=owner, kind="electrochem", datasets=[ds]
         )
     job.refresh_from_db()
@@ -136,7 +136,7 @@ def test_electrochem_job_takes_area_and_concentration_from_the_catalogue(
 
     # a parameter contradicting the catalogue is refused, not silently used
     with pytest.raises(EngineInputError, match="contradicts cell DIT"):
-        services.submit_job(
+        dispatch.submit_job(
             project=project,
             user=owner,
             kind="electrochem",

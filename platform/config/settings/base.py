@@ -178,9 +178,9 @@ CACHES = {
 
 # Celery. The embedded default needs no server: kombu's SQLAlchemy transport on a SQLite file.
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", f"sqla+sqlite:///{VAR_DIR / 'celery-broker.sqlite3'}")
-# Chords (the pipeline's fan-in, chunked reconstruction) need a result backend. With Redis as the
-# broker it defaults to Redis; the embedded broker runs without one and the pipeline falls back
-# to chaining its final step (see jobs.pipelines).
+# Optional: nothing in CorreLi needs a result backend (the pipeline and the chunked
+# reconstruction fan in through the database, never a chord). With Redis as the broker it
+# defaults to Redis, which lets `celery inspect`/flower show task results.
 CELERY_RESULT_BACKEND = env(
     "CELERY_RESULT_BACKEND",
     (env("REDIS_URL") or CELERY_BROKER_URL)
@@ -211,8 +211,25 @@ CELERY_TIMEZONE = TIME_ZONE
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TASK_EAGER_PROPAGATES = True
-# Periodic tasks (``celery beat``). Other apps add their own entries.
+
+# Liveness: a worker stamps the job it runs every CORRELI_JOB_HEARTBEAT_S; a running job whose
+# stamp is older than CORRELI_JOB_STALE_S lost its worker and is requeued (or failed after 3
+# attempts) by the periodic check, which Celery beat runs every CORRELI_JOB_LIVENESS_CHECK_S.
+# Worst case from a worker's death to its job back in the queue: STALE + CHECK (105 s).
+CORRELI_JOB_HEARTBEAT_S = float(env("CORRELI_JOB_HEARTBEAT_S", "15"))
+CORRELI_JOB_STALE_S = float(env("CORRELI_JOB_STALE_S", "75"))
+CORRELI_JOB_LIVENESS_CHECK_S = float(env("CORRELI_JOB_LIVENESS_CHECK_S", "30"))
+
+# Periodic tasks (``celery beat``; `./bin/run` starts it inside the worker with --beat, in
+# production run one `celery -A config.celery_app beat`). Other apps add their own entries.
+CELERY_BEAT_SCHEDULE_FILENAME = env(
+    "CELERY_BEAT_SCHEDULE_FILENAME", str(VAR_DIR / "celerybeat-schedule")
+)
 CELERY_BEAT_SCHEDULE = {
+    "jobs-recover-stale": {
+        "task": "jobs.recover_stale_jobs",
+        "schedule": CORRELI_JOB_LIVENESS_CHECK_S,
+    },
     "purge-stale-uploads": {
         "task": "uploads.tasks.purge_stale_uploads",
         "schedule": timedelta(hours=1),

@@ -8,8 +8,9 @@ from projects.api.serializers import ScopedPrimaryKeyRelatedField
 from rest_framework import serializers
 
 from jobs import engine_registry as registry
+from jobs.execution import result_exports
 from jobs.models import AnalysisJob, Comment, Result
-from jobs.services import pipeline_progress, result_exports
+from jobs.planning import pipeline_progress
 
 
 class ResultBriefSerializer(serializers.ModelSerializer):
@@ -222,3 +223,30 @@ class CommentSerializer(serializers.ModelSerializer):
         model = Comment
         fields = ["id", "result", "author", "text", "created_at"]
         read_only_fields = ["id", "result", "author", "created_at"]
+
+
+class JobKindInputSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    accepts = serializers.ListField(child=serializers.CharField(), help_text="Data kinds")
+    many = serializers.BooleanField(help_text="Takes a list (e.g. one map per depth region)")
+
+
+class JobKindSerializer(serializers.Serializer):
+    """One entry of ``GET /api/v1/jobs/kinds/`` (a list, not paginated)."""
+
+    kind = serializers.CharField()
+    label = serializers.CharField()
+    description = serializers.CharField()
+    inputs = JobKindInputSerializer(many=True)
+    parameters = serializers.DictField(
+        help_text="Engine options (the run_* signature) with their defaults"
+    )
+    options = serializers.ListField(
+        child=serializers.DictField(),
+        help_text="Each option as `python -m analysis_engine COMMAND --help` describes it: "
+        "name, type, default, required, help, choices, units, flags",
+    )
+    data_parameters = serializers.DictField(
+        help_text='Options that name data: {"dataset": id} or {"result": id, "path": "/x"}'
+    )
+    available = serializers.BooleanField()

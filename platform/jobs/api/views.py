@@ -9,17 +9,18 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from projects.permissions import ProjectScopedQuerysetMixin, can_edit, scope_queryset
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import PermissionDenied
+from rest_framework.exceptions import NotFound, PermissionDenied
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
 from analysis_engine.errors import EngineInputError
+from jobs import dispatch, execution, references
 from jobs import engine_registry as registry
-from jobs import services
 from jobs.api.serializers import (
     AnalysisJobSerializer,
     CommentSerializer,
     JobCreateSerializer,
+    JobKindSerializer,
     ResultListSerializer,
     ResultSerializer,
 )
@@ -65,41 +66,47 @@ class AnalysisJobViewSet(
         project = data["project"]
         if not can_edit(request.user, project):
             raise PermissionDenied(READ_ONLY)
+        try:
+            job, created = self._submit(request, data, project)
+        except references.ReferenceNotFound as exc:
+            raise NotFound(str(exc)) from None
+        body = AnalysisJobSerializer(job, context={"request": request}).data
+        code = status.HTTP_202_ACCEPTED if created else status.HTTP_200_OK
+        # str(): DRF's Hyperlink is a str subclass that WSGI servers refuse in a header
+        return Response(body, status=code, headers={"Location": str(body["url"])})
+
+    def _submit(self, request, data, project):
         if data["kind"] == registry.PIPELINE_KIND:
-            job, created = services.submit_pipeline(
+            return dispatch.submit_pipeline(
                 project=project,
                 user=request.user,
                 cell=data["cell"],
                 parameters=data.get("parameters"),
                 force=data["force"],
             )
-        else:
-            job, created = services.submit_job(
-                project=project,
-                user=request.user,
-                kind=data["kind"],
-                datasets=data.get("inputs", []),
-                input_results=data.get("input_results", []),
-                parameters=data.get("parameters"),
-                force=data["force"],
-            )
-        body = AnalysisJobSerializer(job, context={"request": request}).data
-        code = status.HTTP_202_ACCEPTED if created else status.HTTP_200_OK
-        return Response(body, status=code, headers={"Location": body["url"]})
+        return dispatch.submit_job(
+            project=project,
+            user=request.user,
+            kind=data["kind"],
+            datasets=data.get("inputs", []),
+            input_results=data.get("input_results", []),
+            parameters=data.get("parameters"),
+            force=data["force"],
+        )
 
     @extend_schema(request=None, responses=AnalysisJobSerializer)
     @action(detail=True, methods=["post"])
-    def cancel(self, request, pk=None):
+    def cancel(self, request, pk=None, format=None):
         """Cancel a queued or running job (and a pipeline's unfinished stages)."""
         job = self.get_object()
         if not can_edit(request.user, job.project):
             raise PermissionDenied(READ_ONLY)
-        services.cancel_job(job)
+        dispatch.cancel_job(job)
         return Response(AnalysisJobSerializer(job, context={"request": request}).data)
 
-    @extend_schema(responses=OpenApiTypes.OBJECT)
-    @action(detail=False, methods=["get"])
-    def kinds(self, request):
+    @extend_schema(responses=JobKindSerializer(many=True))
+    @action(detail=False, methods=["get"], pagination_class=None, filter_backends=[])
+    def kinds(self, request, format=None):
         """The job kinds, their inputs and engine options with defaults."""
         return Response(registry.submittable_kinds())
 
@@ -139,7 +146,7 @@ class ResultViewSet(
         responses=OpenApiTypes.OBJECT,
     )
     @action(detail=True, methods=["get"])
-    def figure(self, request, pk=None):
+    def figure(self, request, pk=None, format=None):
         """Plotly figure JSON (``{"data": [...], "layout": {...}}``)."""
         result = self._scoped_result(pk, fields=("id", "project_id"))
         name = request.query_params.get("name", "")
@@ -157,7 +164,7 @@ class ResultViewSet(
 
     @extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY})
     @action(detail=True, methods=["get"])
-    def download(self, request, pk=None):
+    def download(self, request, pk=None, format=None):
         """The HDF5 output file (permission-checked)."""
         result = self.get_object()
         if not result.output_file:
@@ -175,18 +182,19 @@ class ResultViewSet(
         url_path=r"export/(?P<fmt>nxs|hxt|tif|csv)",
         url_name="export",
     )
-    def export(self, request, pk=None, fmt=None):
+    def export(self, request, pk=None, fmt=None, format=None):
         """The output file converted: NeXus NXdata (nxs), HEXITEC .hxt, TIFF or CSV."""
         result = self.get_object()
         try:
-            path = services.export_result_file(result, fmt)
+            path = execution.export_result_file(result, fmt)
         except EngineInputError as exc:
             raise Http404(str(exc)) from None
         return FileResponse(open(path, "rb"), as_attachment=True, filename=path.name)  # noqa: SIM115
 
-    @extend_schema(request=CommentSerializer, responses=CommentSerializer(many=True))
+    @extend_schema(methods=["GET"], responses=CommentSerializer(many=True))
+    @extend_schema(methods=["POST"], request=CommentSerializer, responses={201: CommentSerializer})
     @action(detail=True, methods=["get", "post"], permission_classes=[IsAuthenticated])
-    def comments(self, request, pk=None):
+    def comments(self, request, pk=None, format=None):
         """Comments on a result. Every project member, viewers included, may comment."""
         result = self._scoped_result(pk, fields=("id", "project_id"))
         if request.method == "POST":
@@ -197,7 +205,8 @@ class ResultViewSet(
             )
             return Response(CommentSerializer(comment).data, status=status.HTTP_201_CREATED)
         qs = Comment.objects.filter(result=result).select_related("author")
-        return Response(CommentSerializer(qs, many=True).data)
+        page = self.paginate_queryset(qs)  # paginated like every list of the API
+        return self.get_paginated_response(CommentSerializer(page, many=True).data)
 
     def _scoped_result(self, pk, *, fields):
         # one query: the result, only if it is in one of the user's projects

@@ -1,6 +1,11 @@
+from catalogue.models import Cell, Sample
 from django import template
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
+from projects.permissions import can_edit
+
+from jobs.engine_registry import PIPELINE_KIND
+from jobs.models import AnalysisJob
 
 register = template.Library()
 
@@ -39,12 +44,6 @@ def table_html(rows):
 def project_analysis(context, project):
     """The project dashboard's analysis panel: per cell its latest whole-cell pipeline and
     comparison report, per sample its report, and the most recent jobs."""
-    from catalogue.models import Cell, Sample
-    from projects.permissions import can_edit
-
-    from jobs.engine_registry import PIPELINE_KIND
-    from jobs.models import AnalysisJob
-
     pipelines = {}
     for job in AnalysisJob.objects.filter(project=project, kind=PIPELINE_KIND).order_by(
         "-created_at", "-id"

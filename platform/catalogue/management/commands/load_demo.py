@@ -7,7 +7,7 @@
 2. Ensures the demo login and its project (``ensure_demo_user``).
 3. Imports the twin through the same code path as ``import_beamtime``.
 4. Submits the whole-cell pipeline of every cell to the Celery worker
-   (``jobs.services.submit_pipeline``) with the per-stage parameters the twin recommends.
+   (``jobs.dispatch.submit_pipeline``) with the per-stage parameters the twin recommends.
 
 Idempotent: a second run finds the files, the catalogue objects, the datasets (same sha256 and
 links) and the pipelines (same job key) and creates nothing new.
@@ -54,7 +54,7 @@ def ensure_twin(outdir: Path, *, size: str = "small", seed: int = 0, log=print) 
 def submit_cell_pipelines(project, user, cells, parameters: dict, *, log=print) -> list:
     """Submit the whole-cell pipeline of each cell (existing ones are reused by job key)."""
     try:
-        from jobs.services import submit_pipeline
+        from jobs.dispatch import submit_pipeline
     except ImportError as exc:  # the jobs app is optional for the catalogue
         log(f"jobs app not available ({exc}); pipelines not started")
         return []

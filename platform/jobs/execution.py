@@ -1,8 +1,6 @@
-"""ORM orchestration of analysis jobs: submit (with the deterministic job key), run, cancel.
-
-The Celery tasks in ``tasks.py`` are thin wrappers around :func:`execute_job` and
-:func:`finalize_pipeline`; the web views and the API call :func:`submit_job`,
-:func:`submit_pipeline` and :func:`cancel_job`.
+"""Execution: run one recorded job. Resolve its inputs, call ONE engine function, store the
+result and its provenance, keep the job's state, progress and heartbeat. No Celery here:
+:mod:`jobs.tasks` calls these functions by job id, and so can a test or a shell.
 """
 
 from __future__ import annotations
@@ -12,16 +10,19 @@ import json
 import logging
 import os
 import socket
+import threading
 import time
 import traceback
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from catalogue.services import with_catalogue_options
+from catalogue.models import Dataset, DetectorCalibration
 from django.conf import settings
-from django.db import transaction
+from django.db import close_old_connections, transaction
+from django.db.models import F
 from django.utils import timezone
 
 import analysis_engine
@@ -30,165 +31,41 @@ from analysis_engine.io.common import to_jsonable
 from analysis_engine.io.export import export_formats, export_result
 
 from . import engine_registry as registry
+from . import figures, planning, references, reports
 from .models import FINISHED_STATUSES, AnalysisJob, JobStatus, Result
+from .planning import assign_to_slots, check_inputs
+from .references import data_kind
 
 log = logging.getLogger(__name__)
 
 __all__ = [
+    "MAX_ATTEMPTS",
     "JobCancelled",
-    "compute_job_key",
-    "submit_job",
-    "submit_pipeline",
-    "cancel_job",
-    "execute_job",
-    "finalize_pipeline",
     "job_progress",
+    "results_dir",
+    "resolve_inputs",
+    "input_specs",
+    "start_job",
+    "execute_job",
+    "fail_with",
+    "store_result",
+    "mark_cancelled",
+    "interrupt",
+    "finalize_pipeline",
+    "prepare_fanout",
+    "run_chunk",
+    "merge_fanned_out",
+    "heartbeat",
+    "result_exports",
+    "export_result_file",
+    "detector_calibration_options",
 ]
 
 MAX_ATTEMPTS = 3
-READY = "ready"
 
 
 class JobCancelled(Exception):
     """Raised from the progress callback so that cooperative engine work stops."""
-
-
-def compute_job_key(kind: str, input_checksums: Iterable[str], parameters: dict | None) -> str:
-    """sha256 of the kind, the sorted input checksums and the canonical JSON parameters."""
-    canonical = json.dumps(parameters or {}, sort_keys=True, separators=(",", ":"), default=str)
-    text = "\n".join([kind, ",".join(sorted(input_checksums)), canonical])
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-def _existing_job(project, job_key: str) -> AnalysisJob | None:
-    return (
-        AnalysisJob.objects.filter(
-            project=project,
-            job_key=job_key,
-            status__in=[JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.SUCCEEDED],
-        )
-        .order_by("-created_at", "-id")
-        .first()
-    )
-
-
-def _data_kind(item) -> str:
-    if not isinstance(item, Result):
-        return item.kind
-    kind = registry.JOB_KINDS.get(item.kind)
-    return kind.produces if kind else "report"  # a pipeline's result feeds no stage
-
-
-def assign_to_slots(kind: registry.JobKind, items: Sequence) -> list:
-    """Match inputs to the kind's slots by data kind, whatever order they came in.
-
-    ``items`` are objects (datasets, results) or tuples whose first element is one. A single
-    slot takes the first matching input; a ``many`` slot takes every remaining match, ordered
-    by depth region. Returns one entry (or list of entries) per slot.
-
-    Raises
-    ------
-    EngineInputError
-        A slot nobody fills, or inputs left over.
-    """
-    pool = list(items)
-
-    def obj(item):
-        return item[0] if isinstance(item, tuple) else item
-
-    out = []
-    for slot in kind.inputs:
-        matches = [i for i in pool if _data_kind(obj(i)) in slot.accepts]
-        if not matches:
-            slots = ", ".join(f"{s.name} ({' or '.join(s.accepts)})" for s in kind.inputs)
-            given = ", ".join(f"{obj(i)} ({_data_kind(obj(i))})" for i in items) or "nothing"
-            raise EngineInputError(f"{kind.label} needs {slots}; got {given}")
-        if slot.many:
-            matches.sort(key=lambda i: (getattr(obj(i), "region", None) or 0, obj(i).pk))
-            out.append(matches)
-            pool = [i for i in pool if i not in matches]
-        else:
-            out.append(matches[0])
-            pool.remove(matches[0])
-    if pool:
-        extra = ", ".join(f"{obj(i)} ({_data_kind(obj(i))})" for i in pool)
-        raise EngineInputError(f"{kind.label} does not take {extra}")
-    return out
-
-
-def _check_inputs(kind: registry.JobKind, project, inputs: Sequence) -> list:
-    for item in inputs:
-        if item.project_id != project.pk:
-            raise EngineInputError(f"input {item} belongs to another project")
-        if not isinstance(item, Result) and item.status != READY:
-            raise EngineInputError(
-                f"dataset {item.name!r} is {item.status}, not ready: it cannot be analysed"
-            )
-    return assign_to_slots(kind, inputs)
-
-
-def _enqueue_on_commit(job: AnalysisJob) -> None:
-    from .tasks import run_job
-
-    job_id, task_id = job.pk, job.celery_task_id
-    transaction.on_commit(lambda: run_job.apply_async(args=[job_id], task_id=task_id))
-
-
-def submit_job(
-    *,
-    project,
-    user,
-    kind: str,
-    datasets: Sequence = (),
-    input_results: Sequence[Result] = (),
-    parameters: dict | None = None,
-    force: bool = False,
-) -> tuple[AnalysisJob, bool]:
-    """Record and enqueue one analysis job; return ``(job, created)``.
-
-    Inputs are datasets and/or results of earlier jobs, in the order of the kind's input
-    slots (datasets first). The same kind, inputs and parameters return the existing queued,
-    running or succeeded job unless ``force`` is true.
-
-    Raises
-    ------
-    EngineInputError
-        Unknown kind or option, inputs of the wrong kind, project or status.
-    """
-    if kind == registry.PIPELINE_KIND:
-        raise EngineInputError("use the pipeline endpoint (a cell) to start a whole-cell pipeline")
-    job_kind = registry.get_kind(kind)
-    inputs = [*datasets, *input_results]
-    _check_inputs(job_kind, project, inputs)
-    params = registry.clean_parameters(job_kind, parameters)
-    # electrode area, Li+ concentration: from the catalogue's cell when it records them
-    params = with_catalogue_options(
-        registry.allowed_parameters(job_kind), getattr(inputs[0], "cell", None), params
-    )
-    key = compute_job_key(kind, [i.sha256 for i in inputs], params)
-    with transaction.atomic():
-        if not force and (existing := _existing_job(project, key)) is not None:
-            return existing, False
-        first = inputs[0]
-        job = AnalysisJob.objects.create(
-            project=project,
-            kind=kind,
-            parameters=params,
-            job_key=key,
-            created_by=user,
-            celery_task_id=str(uuid.uuid4()),
-            cell_id=getattr(first, "cell_id", None),
-            charge_state_id=getattr(first, "charge_state_id", None),
-            region=getattr(first, "region", None),
-            label=f"{job_kind.label}: {first}",
-        )
-        job.inputs.set(datasets)
-        job.input_results.set(input_results)
-        _enqueue_on_commit(job)
-    return job, True
-
-
-# -- running -------------------------------------------------------------------------------
 
 
 def job_progress(job_id: int, *, min_interval_s: float = 0.25):
@@ -205,13 +82,53 @@ def job_progress(job_id: int, *, min_interval_s: float = 0.25):
             return
         last[0] = now
         fraction = min(max(float(fraction), 0.0), 1.0)
+        stamp = timezone.now()
         updated = AnalysisJob.objects.filter(pk=job_id, status=JobStatus.RUNNING).update(
-            progress=fraction, step=str(message)[:200], updated_at=timezone.now()
+            progress=fraction, step=str(message)[:200], updated_at=stamp, heartbeat_at=stamp
         )
         if not updated:
             raise JobCancelled(f"job {job_id} was cancelled")
 
     return progress
+
+
+@contextmanager
+def heartbeat(job_id: int, *, interval_s: float | None = None) -> Iterator[None]:
+    """Stamp the job's ``heartbeat_at`` now and every ``CORRELI_JOB_HEARTBEAT_S`` from a thread.
+
+    The stamp says a worker is alive and busy with this job even while the engine runs a long
+    step without reporting progress; :func:`jobs.dispatch.recover_stale_jobs` treats a running
+    job whose stamp grew old as lost with its worker.
+    """
+    interval_s = interval_s or settings.CORRELI_JOB_HEARTBEAT_S
+
+    def beat() -> None:
+        AnalysisJob.objects.filter(pk=job_id, status=JobStatus.RUNNING).update(
+            heartbeat_at=timezone.now()
+        )
+
+    def run(stop: threading.Event) -> None:
+        try:
+            while not stop.wait(interval_s):
+                try:
+                    beat()
+                except Exception as exc:  # noqa: BLE001 - a missed beat is retried next time
+                    log.warning("heartbeat of job %s not written: %s", job_id, exc)
+        finally:
+            close_old_connections()
+
+    beat()
+    if settings.CELERY_TASK_ALWAYS_EAGER:  # in-process (tests): no second connection
+        yield
+        return
+    stop = threading.Event()
+    thread = threading.Thread(target=run, args=(stop,), name=f"heartbeat-{job_id}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=5)
 
 
 def results_dir(job: AnalysisJob) -> Path:
@@ -243,7 +160,7 @@ def resolve_inputs(job: AnalysisJob) -> list[tuple[Any, str, str]]:
     for res in results:
         if not res.output_file:
             raise EngineInputError(f"result #{res.pk} has no output file")
-        items.append((res, _data_kind(res), res.output_file.path))
+        items.append((res, data_kind(res), res.output_file.path))
     return items
 
 
@@ -277,8 +194,6 @@ def export_result_file(result: Result, fmt: str) -> Path:
 def detector_calibration_options(job: AnalysisJob, inputs) -> dict[str, str]:
     """Raw HEXITEC ``.bin`` inputs of an events job need their per-pixel arrays: the detector
     calibration the dataset was imported with, or its beamtime's only one."""
-    from catalogue.models import Dataset, DetectorCalibration
-
     if job.kind != "events":
         return {}
     for obj, _, _ in inputs:
@@ -301,19 +216,36 @@ def detector_calibration_options(job: AnalysisJob, inputs) -> dict[str, str]:
     return {}
 
 
-def input_specs(job: AnalysisJob, inputs=None) -> list[str]:
+def input_specs(job: AnalysisJob, inputs=None) -> list:
     """The engine's input arguments: file paths or ``file.h5:/inner`` specs, slot by slot."""
     kind = registry.get_kind(job.kind)
     inputs = resolve_inputs(job) if inputs is None else inputs
-    _check_inputs(kind, job.project, [i[0] for i in inputs])
+    check_inputs(kind, job.project, [i[0] for i in inputs])
     specs: list = []
     for slot, assigned in zip(kind.inputs, assign_to_slots(kind, inputs), strict=True):
         if slot.many:
-            specs.append([slot.spec_for(path, data_kind) for _, data_kind, path in assigned])
+            specs.append([slot.spec_for(path, kind_) for _, kind_, path in assigned])
         else:
-            _, data_kind, path = assigned
-            specs.append(slot.spec_for(path, data_kind))
+            _, kind_, path = assigned
+            specs.append(slot.spec_for(path, kind_))
     return specs
+
+
+def _own_words(message: str, labels: dict[str, str]) -> str:
+    """The engine's message with server paths replaced by the names of the user's objects."""
+    for path, label in sorted(labels.items(), key=lambda item: -len(item[0])):
+        message = message.replace(path, label)
+    return message.replace(str(settings.MEDIA_ROOT).rstrip("/") + "/", "")
+
+
+def _fail(job_id: int, message: str) -> None:
+    now = timezone.now()
+    AnalysisJob.objects.filter(pk=job_id).update(
+        status=JobStatus.FAILED, error=_own_words(message, {}), finished_at=now, updated_at=now
+    )
+    AnalysisJob.objects.filter(pk=job_id, status=JobStatus.FAILED).exclude(progress__gte=1).update(
+        step="failed"
+    )
 
 
 def fail_with(job_id: int, exc: BaseException) -> None:
@@ -325,12 +257,8 @@ def fail_with(job_id: int, exc: BaseException) -> None:
         _fail(job_id, f"internal error: {type(exc).__name__}: {exc}")
 
 
-def _mark(job_id: int, **fields) -> int:
-    fields.setdefault("updated_at", timezone.now())
-    return AnalysisJob.objects.filter(pk=job_id).update(**fields)
-
-
 def start_job(job_id: int, hostname: str) -> AnalysisJob | None:
+    """Mark a job running on ``hostname`` (one more attempt); None when there is nothing to do."""
     with transaction.atomic():
         job = AnalysisJob.objects.select_for_update().get(pk=job_id)
         if job.status in FINISHED_STATUSES:
@@ -338,7 +266,7 @@ def start_job(job_id: int, hostname: str) -> AnalysisJob | None:
         if job.attempts >= MAX_ATTEMPTS:
             job.status, job.error = (
                 JobStatus.FAILED,
-                (f"the worker running this job was lost {job.attempts} times; giving up"),
+                f"the worker running this job was lost {job.attempts} times; giving up",
             )
             job.finished_at = timezone.now()
             job.save()
@@ -346,45 +274,52 @@ def start_job(job_id: int, hostname: str) -> AnalysisJob | None:
         job.status = JobStatus.RUNNING
         job.attempts += 1
         job.worker = hostname
-        job.started_at = timezone.now()
+        job.started_at = job.heartbeat_at = timezone.now()
         job.progress, job.step, job.error = 0.0, "starting", ""
         job.save()
+    if job.parent_id:
+        AnalysisJob.objects.filter(pk=job.parent_id, status=JobStatus.QUEUED).update(
+            status=JobStatus.RUNNING, started_at=timezone.now(), step="running stages"
+        )
     return job
 
 
 def execute_job(job_id: int, *, hostname: str = "", task_id: str = "") -> str:
     """Run one stage job end to end; return its final status. Never raises for job errors.
 
-    Loads the job, resolves its inputs to file paths, calls ONE engine function with a
-    progress callback, stores the HDF5 output, the summary, the Plotly figures and the
-    provenance as a :class:`Result`, and marks the job succeeded, failed (with the engine's
-    own message) or leaves it cancelled.
+    Loads the job, resolves its inputs and data references to file paths, calls ONE engine
+    function with a progress callback, stores the HDF5 output, the summary, the Plotly
+    figures and the provenance as a :class:`Result`, and marks the job succeeded, failed
+    (with the engine's own message) or leaves it cancelled.
     """
     hostname = hostname or socket.gethostname()
     job = start_job(job_id, hostname)
     if job is None:
         return AnalysisJob.objects.filter(pk=job_id).values_list("status", flat=True).first() or ""
-    _touch_parent(job)
     started = time.perf_counter()
     kind = registry.get_kind(job.kind)
-    out_dir = results_dir(job)
-    output_path = out_dir / kind.output_name
+    output_path = results_dir(job) / kind.output_name
+    labels: dict[str, str] = {}
     try:
-        inputs = resolve_inputs(job)
-        specs = input_specs(job, inputs)
-        progress = job_progress(job.pk)
-        progress(0.0, f"{kind.label}: starting")
-        parameters = {**job.parameters, **detector_calibration_options(job, inputs)}
-        summary = registry.run_engine(kind, specs, str(output_path), parameters, progress=progress)
-        elapsed = time.perf_counter() - started
-        if not store_result(job, kind, inputs, output_path, summary, elapsed, hostname, task_id):
-            raise JobCancelled(f"job {job_id} was cancelled")
+        with heartbeat(job_id):
+            inputs = resolve_inputs(job)
+            specs = input_specs(job, inputs)
+            options, labels = references.resolve(kind, job.parameters, project=job.project)
+            options.update(detector_calibration_options(job, inputs))
+            progress = job_progress(job.pk)
+            progress(0.0, f"{kind.label}: starting")
+            summary = registry.run_engine(kind, specs, str(output_path), options, progress=progress)
+            elapsed = time.perf_counter() - started
+            if not store_result(
+                job, kind, inputs, output_path, summary, elapsed, hostname, task_id
+            ):
+                raise JobCancelled(f"job {job_id} was cancelled")
     except JobCancelled:
         log.info("job %s cancelled while running", job_id)
         output_path.unlink(missing_ok=True)
         return JobStatus.CANCELLED
     except EngineError as exc:
-        _fail(job_id, str(exc))
+        _fail(job_id, _own_words(str(exc), labels))
         return JobStatus.FAILED
     except Exception as exc:  # noqa: BLE001 - a job must end failed, never stuck running
         log.error("job %s crashed:\n%s", job_id, traceback.format_exc())
@@ -393,16 +328,8 @@ def execute_job(job_id: int, *, hostname: str = "", task_id: str = "") -> str:
     return JobStatus.SUCCEEDED
 
 
-def _fail(job_id: int, message: str) -> None:
-    _mark(job_id, status=JobStatus.FAILED, error=message, finished_at=timezone.now())
-    AnalysisJob.objects.filter(pk=job_id, status=JobStatus.FAILED).exclude(progress__gte=1).update(
-        step="failed"
-    )
-
-
 def store_result(job, kind, inputs, output_path: Path, summary, elapsed, hostname, task_id) -> bool:
-    from . import figures
-
+    """Record the Result with provenance and mark the job succeeded (False: cancelled)."""
     engine_figures = summary.pop("figures", None) if isinstance(summary, dict) else None
     summary = to_jsonable(summary)
     figs = figures.build_figures(kind.name, output_path, summary) if output_path.exists() else {}
@@ -413,19 +340,19 @@ def store_result(job, kind, inputs, output_path: Path, summary, elapsed, hostnam
     rel = os.path.relpath(output_path, settings.MEDIA_ROOT)
     provenance = {
         "engine_version": analysis_engine.__version__,
-        "engine_function": f"{kind.module}.{kind.function}",
+        "engine_function": registry.function_name(kind),
         "job_kind": kind.name,
         "job_key": job.job_key,
-        "parameters": job.parameters,
+        "parameters": job.parameters,  # data references as given: ids, never paths
         "inputs": [
             {
                 "type": "result" if isinstance(obj, Result) else "dataset",
                 "id": obj.pk,
                 "name": str(obj),
-                "kind": data_kind,
+                "kind": kind_,
                 "sha256": obj.sha256,
             }
-            for obj, data_kind, _ in inputs
+            for obj, kind_, _ in inputs
         ],
         "timings": {
             "queued_at": job.created_at.isoformat(),
@@ -464,15 +391,37 @@ def store_result(job, kind, inputs, output_path: Path, summary, elapsed, hostnam
     return True
 
 
-# -- cancel -------------------------------------------------------------------------------
+def interrupt(job_id: int, *, cutoff) -> AnalysisJob | None:
+    """Take back a running job whose worker stopped sending heartbeats (before ``cutoff``).
+
+    Returns the job, back in the queue with a new task id (a fan-out plans its chunks
+    again), or failed with a clear message after ``MAX_ATTEMPTS``; None when it turned out
+    alive or finished meanwhile.
+    """
+    with transaction.atomic():
+        job = planning.stale_running(cutoff).select_for_update().filter(pk=job_id).first()
+        if job is None:
+            return None
+        now = timezone.now()
+        if job.attempts >= MAX_ATTEMPTS:
+            job.status = JobStatus.FAILED
+            job.error = f"{planning.INTERRUPTED} {job.attempts} times; giving up"
+            job.step, job.finished_at = "interrupted", now
+        else:
+            job.status = JobStatus.QUEUED
+            job.celery_task_id = str(uuid.uuid4())
+            job.step = f"requeued: worker {job.worker or '?'} stopped (no heartbeat)"
+            job.progress, job.fanout = 0.0, {}
+        job.updated_at = now
+        job.save()
+    return job
 
 
-def cancel_job(job: AnalysisJob) -> bool:
-    """Cancel a queued or running job (and a pipeline's unfinished children).
+def mark_cancelled(job: AnalysisJob) -> tuple[bool, list[str]]:
+    """Mark a job (and a pipeline's unfinished children) cancelled.
 
-    Marks it cancelled at once, revokes its Celery task (a queued task is then discarded by
-    the worker) and lets a running engine stop at its next progress report. Returns False
-    when the job had already finished.
+    Returns ``(changed, celery task ids to revoke)``. A running engine stops at its next
+    progress report, which sees the job is no longer running.
     """
     now = timezone.now()
     ids = [job.pk, *job.children.values_list("pk", flat=True)]
@@ -481,52 +430,22 @@ def cancel_job(job: AnalysisJob) -> bool:
     changed = unfinished.update(
         status=JobStatus.CANCELLED, step="cancelled", finished_at=now, updated_at=now
     )
-    if task_ids:
-        try:
-            from config.celery_app import app
-
-            app.control.revoke(task_ids)
-        except Exception as exc:  # noqa: BLE001 - a broker without broadcast (embedded) is fine
-            log.info("revoke not delivered (%s); the job stops at its next progress report", exc)
     job.refresh_from_db()
-    return changed > 0
-
-
-# -- whole-cell pipeline ---------------------------------------------------------------------
-
-
-def _touch_parent(job: AnalysisJob) -> None:
-    if job.parent_id:
-        AnalysisJob.objects.filter(pk=job.parent_id, status=JobStatus.QUEUED).update(
-            status=JobStatus.RUNNING, started_at=timezone.now(), step="running stages"
-        )
-
-
-def pipeline_progress(job: AnalysisJob) -> float:
-    values = [c.progress if not c.is_finished else 1.0 for c in job.children.all()]
-    return sum(values) / len(values) if values else job.progress
+    return changed > 0, task_ids
 
 
 def finalize_pipeline(parent_id: int) -> str:
     """Close a pipeline once every child job has finished; build its comparison summary.
 
-    Idempotent: several chains may call it; only the call that sees every child finished
-    and the parent still open does the work.
+    Idempotent: every chain ends with it; only the call that sees every child finished
+    (join stages included) and the parent still open does the work.
     """
-    from . import reports
-
     with transaction.atomic():
         parent = AnalysisJob.objects.select_for_update().get(pk=parent_id)
         if parent.is_finished:
             return parent.status
         children = list(parent.children.all())
-        deferred = [c for c in children if c.status == JobStatus.QUEUED and not c.celery_task_id]
-        if any(not c.is_finished for c in children if c not in deferred):
-            return parent.status
-        if deferred:
-            from .pipelines import dispatch_ready_joins
-
-            dispatch_ready_joins(parent_id)
+        if any(not c.is_finished for c in children):
             return parent.status
         failed = [c for c in children if c.status == JobStatus.FAILED]
         report = reports.build_cell_report(parent.cell) if parent.cell_id else {}
@@ -567,40 +486,130 @@ def finalize_pipeline(parent_id: int) -> str:
         return parent.status
 
 
-def submit_pipeline(*, project, user, cell, parameters: dict | None = None, force=False):
-    """Plan and enqueue the whole-cell pipeline; return ``(parent_job, created)``.
+# -- fan-out of one stage over chunks (e.g. XCT slabs) -------------------------------------
 
-    For every charge state and region of ``cell``: HEXITEC events -> spectra -> Compton map
-    (or spectra -> Compton map). For every XCT projection set: reconstruct -> segment ->
-    tortuosity through-plane. A final step builds the comparison report.
-    ``parameters`` may hold per-stage options: ``{"events": {...}, "compton": {...}, ...}``.
+
+def prepare_fanout(job_id: int, *, hostname: str) -> int:
+    """Start a chunked job and plan its chunks; return how many (0: run it in one piece).
+
+    The plan (slice chunks and the options every chunk shares, e.g. the centre of rotation
+    found once on the whole scan) is kept on the job so chunks and merge read it back.
     """
-    from . import pipelines
+    job = AnalysisJob.objects.get(pk=job_id)
+    kind = registry.get_kind(job.kind)
+    if kind.chunks is None or job.is_finished:
+        return 0
+    job = start_job(job_id, hostname)
+    if job is None:
+        return 0
+    try:
+        spec = input_specs(job)[0]
+        options, _ = references.resolve(kind, job.parameters, project=job.project)
+        options = registry.engine_options(kind, options)
+        plan = registry.call_accepting(kind.chunks.plan, spec, **options)
+    except Exception as exc:  # noqa: BLE001 - the job ends failed with the message
+        fail_with(job_id, exc)
+        return 0
+    chunks = [list(c) for c in plan.get("chunks", [])]
+    if len(chunks) < 2:
+        # one chunk: reset to queued so execute_job runs it whole, as a fresh attempt
+        AnalysisJob.objects.filter(pk=job_id).update(
+            status=JobStatus.QUEUED, attempts=max(job.attempts - 1, 0)
+        )
+        return 0
+    summary = {
+        k: v for k, v in plan.items() if k not in {"chunks", "chunk_options"} and _jsonish(v)
+    }
+    AnalysisJob.objects.filter(pk=job_id).update(
+        fanout={
+            "chunks": chunks,
+            "options": plan.get("chunk_options", {}),
+            "summary": summary,
+            "input": spec,
+        },
+        step=f"fanned out into {len(chunks)} chunks",
+    )
+    return len(chunks)
 
-    if cell.project_id != project.pk:
-        raise EngineInputError("this cell belongs to another project")
-    plan = pipelines.plan_cell(cell, parameters or {})
-    if not plan.stages:
-        raise EngineInputError(
-            f"cell {cell} has no ready datasets to analyse: upload HEXITEC events/frames or "
-            "spectra linked to its charge states and regions, or XCT projections"
-        )
-    params = {k: v for k, v in sorted((parameters or {}).items())}
-    key = compute_job_key(registry.PIPELINE_KIND, [f"cell:{cell.pk}", *plan.checksums()], params)
+
+def _jsonish(value) -> bool:
+    try:
+        json.dumps(value)
+    except TypeError:
+        return False
+    return True
+
+
+def part_path(job: AnalysisJob, index: int) -> Path:
+    return results_dir(job) / f"part-{index:04d}.h5"
+
+
+def run_chunk(job_id: int, chunk_index: int) -> str:
+    """Process one chunk; a no-op once the job has ended.
+
+    Returns ``"last"`` when this chunk completed the set (the caller then enqueues the
+    merge), ``"done"`` for any other finished chunk, or the job's status when it ended.
+    """
+    job = AnalysisJob.objects.get(pk=job_id)
+    if job.status != JobStatus.RUNNING:
+        return job.status
+    chunks = job.fanout["chunks"]
+    try:
+        with heartbeat(job_id):
+            registry.call_accepting(
+                registry.get_kind(job.kind).chunks.chunk,
+                job.fanout["input"],
+                str(part_path(job, chunk_index)),
+                slices=tuple(chunks[chunk_index]),
+                **job.fanout["options"],
+            )
+    except Exception as exc:  # noqa: BLE001 - the job ends failed with the message
+        fail_with(job_id, exc)
+        return JobStatus.FAILED
     with transaction.atomic():
-        if not force and (existing := _existing_job(project, key)) is not None:
-            return existing, False
-        parent = AnalysisJob.objects.create(
-            project=project,
-            kind=registry.PIPELINE_KIND,
-            parameters=params,
-            job_key=key,
-            created_by=user,
-            cell=cell,
-            label=f"Whole-cell pipeline: {cell}",
-            celery_task_id=str(uuid.uuid4()),
+        locked = AnalysisJob.objects.select_for_update().get(pk=job_id)
+        if locked.status != JobStatus.RUNNING:
+            return JobStatus.CANCELLED
+        done = sorted({*locked.fanout.get("done", []), chunk_index})
+        locked.fanout = {**locked.fanout, "done": done}
+        locked.save(update_fields=["fanout"])
+        AnalysisJob.objects.filter(pk=job_id).update(
+            progress=F("progress") + 0.9 / len(chunks),
+            step=f"chunk {chunk_index + 1} of {len(chunks)} done",
+            heartbeat_at=timezone.now(),
         )
-        jobs = pipelines.create_child_jobs(parent, plan, user=user)
-        parent_id = parent.pk
-        transaction.on_commit(lambda: pipelines.launch(parent_id, jobs))
-    return parent, True
+    return "last" if len(done) == len(chunks) else "done"
+
+
+def merge_fanned_out(job_id: int, *, hostname: str = "", task_id: str = "") -> str:
+    """Join the part files into the stage output and store the result."""
+    job = AnalysisJob.objects.get(pk=job_id)
+    if job.status != JobStatus.RUNNING:
+        return job.status
+    kind = registry.get_kind(job.kind)
+    parts = [part_path(job, i) for i in range(len(job.fanout["chunks"]))]
+    output_path = results_dir(job) / kind.output_name
+    started = time.perf_counter()
+    try:
+        with heartbeat(job_id):
+            summary = registry.call_accepting(
+                kind.chunks.merge, [str(p) for p in parts], str(output_path)
+            )
+            summary = {**job.fanout.get("summary", {}), **summary, "chunks": len(parts)}
+            stored = store_result(
+                job,
+                kind,
+                resolve_inputs(job),
+                output_path,
+                summary,
+                time.perf_counter() - started,
+                hostname,
+                task_id,
+            )
+    except Exception as exc:  # noqa: BLE001 - the job ends failed with the message
+        fail_with(job_id, exc)
+        return JobStatus.FAILED
+    finally:
+        for p in parts:
+            p.unlink(missing_ok=True)
+    return JobStatus.SUCCEEDED if stored else JobStatus.CANCELLED
