@@ -19,6 +19,7 @@ from analysis_engine.errors import EngineInputError
 __all__ = [
     "to_jsonable",
     "atomic_output",
+    "dataset_paths",
     "nxdata_signal",
     "open_hdf5",
     "read_array",
@@ -69,6 +70,14 @@ def require_dataset(f: h5py.File, name: str, *, what: str) -> h5py.Dataset:
     if not isinstance(obj, h5py.Dataset):
         raise EngineInputError(f"{what} {Path(f.filename).name} has no dataset {name}")
     return obj
+
+
+def dataset_paths(path: str | os.PathLike, *, what: str = "HDF5 file") -> list[str]:
+    """Absolute paths (``/group/name``) of every dataset in an HDF5 file, in visiting order."""
+    held: list[str] = []
+    with open_hdf5(path, what=what) as f:
+        f.visititems(lambda n, o: held.append("/" + n) if isinstance(o, h5py.Dataset) else None)
+    return held
 
 
 def read_array(spec: str | os.PathLike) -> np.ndarray:

@@ -16,12 +16,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import h5py
 from catalogue.models import Dataset
 from projects.permissions import scope_queryset
 
 from analysis_engine.errors import EngineInputError
-from analysis_engine.io.common import open_hdf5
+from analysis_engine.io.common import dataset_paths
 
 from .engine_registry import JOB_KINDS, DataParameter, is_reference, looks_like_path
 from .models import Result
@@ -114,13 +113,9 @@ def _file_of(obj):
 
 
 def _check_inner_path(obj, ref: Reference) -> None:
-    file = _file_of(obj)
-    with open_hdf5(file.path, what=ref.label) as f:
-        found = f.get(ref.path)
-        if isinstance(found, h5py.Dataset):
-            return
-        held: list[str] = []
-        f.visititems(lambda n, o: held.append("/" + n) if isinstance(o, h5py.Dataset) else None)
+    held = dataset_paths(_file_of(obj).path, what=ref.label)
+    if "/" + ref.path.strip("/") in held:
+        return
     raise EngineInputError(
         f"{ref.label} holds no dataset {ref.path}; it holds {', '.join(held[:12]) or 'none'}"
     )

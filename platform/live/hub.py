@@ -24,6 +24,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.db import close_old_connections
 from django.utils import timezone
+from jobs.models import FINISHED_STATUSES, AnalysisJob
 
 from .events import REDIS_CHANNEL, job_payload, redis_url
 from .models import LiveEvent
@@ -78,6 +79,7 @@ class Hub:
         # one thread (one database connection) for all the hub's reads
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="live-hub")
         self.reader = ChangeReader()
+        self._start_lock = asyncio.Lock()
 
     async def _db(self, fn, *args):
         def call():
@@ -93,8 +95,12 @@ class Hub:
                 if event.project_id in subscriber.project_ids:
                     subscriber.offer(event.topic, event.key, event.pk, event.payload)
         self.subscribers.add(subscriber)
-        if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(self._run())
+        async with self._start_lock:
+            if self._task is None or self._task.done():
+                # The cursors are taken before the stream says hello, so that nothing written
+                # after a client is told it is connected can fall before them.
+                await self._db(self.reader.start)
+                self._task = asyncio.get_running_loop().create_task(self._run())
 
     def unsubscribe(self, subscriber: Subscriber) -> None:
         self.subscribers.discard(subscriber)
@@ -102,7 +108,6 @@ class Hub:
     async def _run(self) -> None:
         listener = None
         try:
-            await self._db(self.reader.start)
             if redis_url():
                 listener = asyncio.get_running_loop().create_task(self._listen_redis())
             while self.subscribers:
@@ -171,10 +176,6 @@ class ChangeReader:
         for event in _events_after(self.event_cursor, _EVENT_BATCH):
             self.event_cursor = max(self.event_cursor, event.pk)
             changes.append((event.project_id, event.topic, event.key, event.pk, event.payload))
-        try:
-            from jobs.models import FINISHED_STATUSES, AnalysisJob
-        except ImportError:
-            return changes
         moved = AnalysisJob.objects.filter(updated_at__gte=self.job_since - _JOB_LOOKBACK).order_by(
             "updated_at"
         )

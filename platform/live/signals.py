@@ -11,13 +11,9 @@ from catalogue.models import Dataset
 from django.db import transaction
 from django.db.models.signals import post_save
 from django.dispatch import receiver
+from jobs.models import AnalysisJob, Comment
 
 from .events import _wake, comment_payload, dataset_payload, publish
-
-try:
-    from jobs.models import AnalysisJob, Comment
-except ImportError:  # the jobs app is optional in settings
-    AnalysisJob = Comment = None
 
 
 @receiver(post_save, sender=Dataset, dispatch_uid="live-dataset")
@@ -25,13 +21,12 @@ def _dataset_saved(sender, instance, created, **kwargs):
     publish(instance.project_id, "dataset", instance.pk, dataset_payload(instance))
 
 
-if Comment is not None:
+@receiver(post_save, sender=Comment, dispatch_uid="live-comment")
+def _comment_saved(sender, instance, created, **kwargs):
+    if created:
+        publish(instance.project_id, "comment", instance.pk, comment_payload(instance))
 
-    @receiver(post_save, sender=Comment, dispatch_uid="live-comment")
-    def _comment_saved(sender, instance, created, **kwargs):
-        if created:
-            publish(instance.project_id, "comment", instance.pk, comment_payload(instance))
 
-    @receiver(post_save, sender=AnalysisJob, dispatch_uid="live-job")
-    def _job_saved(sender, instance, **kwargs):
-        transaction.on_commit(_wake)
+@receiver(post_save, sender=AnalysisJob, dispatch_uid="live-job")
+def _job_saved(sender, instance, **kwargs):
+    transaction.on_commit(_wake)
