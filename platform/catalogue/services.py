@@ -120,3 +120,16 @@ def with_catalogue_options(accepted, cell, parameters: dict) -> dict:
                 )
         params[option] = value
     return {k: params[k] for k in sorted(params)}
+
+
+def with_beamtime_options(accepted, dataset, parameters: dict) -> dict:
+    """``parameters`` with the instrument geometry of ``dataset``'s beamtime as the
+    ``geometry`` option, for an engine function that accepts one (``accepted``: its option
+    names), unless the parameters give their own geometry or the beamtime records none."""
+    params = dict(parameters)
+    beamtime = getattr(dataset, "beamtime", None)
+    if "geometry" in accepted and params.get("geometry") is None and beamtime is not None:
+        geometry = beamtime.instrument_geometry()
+        if geometry is not None:
+            params["geometry"] = geometry
+    return {k: params[k] for k in sorted(params)}

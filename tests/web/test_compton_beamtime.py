@@ -1,0 +1,130 @@
+"""Compton jobs and the beamtime's instrument: geometry fields and calibrations.
+
+Expected angles come from the closed form theta(j) = theta0 + atan((j - (n - 1)/2) * pitch /
+pinhole_to_detector) written out here, not from the engine's geometry module.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+
+import h5py
+import numpy as np
+import pytest
+from jobs import dispatch, execution
+from jobs.models import AnalysisJob, JobStatus, Result
+
+from analysis_engine.synthetic.compton import spectra_for_s_map
+
+GEOMETRY = {
+    "beam_energy_kev": 115.0,
+    "scattering_angle_deg": 90.0,
+    "sample_to_pinhole_mm": 160.0,
+    "pinhole_to_detector_mm": 150.0,
+    "pixel_pitch_mm": 0.25,
+    "beam_axis": "col",
+}
+
+
+@pytest.fixture
+def spectra_file(tmp_path):
+    energy = np.arange(78.0, 110.0, 0.25)
+    cube = spectra_for_s_map(
+        np.full((3, 8), 0.87), energy, counts_map=np.full((3, 8), 2e5), rng=np.random.default_rng(0)
+    )
+    path = tmp_path / "spectra.h5"
+    with h5py.File(path, "w") as f:
+        f["energy_bins"] = energy
+        f["pixel_histograms"] = cube
+    return path.read_bytes()
+
+
+def _dataset(factories, project, content, **extra):
+    return factories.make_dataset(
+        project,
+        content=content,
+        kind="xcs_spectra",
+        sha256=hashlib.sha256(content).hexdigest(),
+        **extra,
+    )
+
+
+def test_beamtime_geometry_reaches_the_compton_engine(project, analyst, factories, spectra_file):
+    beamtime = factories.make_beamtime(project, **GEOMETRY)
+    ds = _dataset(factories, project, spectra_file, beamtime=beamtime)
+    job, _ = dispatch.submit_job(
+        project=project,
+        user=analyst,
+        kind="compton",
+        datasets=[ds],
+        parameters={"background": "none", "fit_peaks": False},
+    )
+    assert job.parameters["geometry"]["pinhole_to_detector_mm"] == 150.0
+    assert job.parameters["geometry"]["incident_energy_kev"] == 115.0
+    status = execution.execute_job(job.pk)
+    assert status == JobStatus.SUCCEEDED, AnalysisJob.objects.get(pk=job.pk).error
+    with h5py.File(Result.objects.get(job=job).output_file.path, "r") as f:
+        angles = f["angle_deg"][()]
+    j = np.arange(8)
+    expected = 90.0 + np.degrees(np.arctan((j - 3.5) * 0.25 / 150.0))
+    np.testing.assert_allclose(
+        angles, np.broadcast_to(expected, (3, 8)), rtol=0, atol=2e-5
+    )  # float32 map
+    # edge pixel: atan(0.875 / 150) = 0.3342 deg off the centre angle
+    assert angles[0, -1] - 90.0 == pytest.approx(math.degrees(math.atan(0.875 / 150)), abs=2e-5)
+
+
+def test_job_geometry_wins_over_the_beamtime(project, analyst, factories, spectra_file):
+    beamtime = factories.make_beamtime(project, **GEOMETRY)
+    ds = _dataset(factories, project, spectra_file, beamtime=beamtime)
+    own = {**{k: v for k, v in GEOMETRY.items() if k != "beam_energy_kev"}}
+    own["incident_energy_kev"] = 115.0
+    own["pinhole_to_detector_mm"] = 300.0
+    job, _ = dispatch.submit_job(
+        project=project, user=analyst, kind="compton", datasets=[ds],
+        parameters={"geometry": own},
+    )  # fmt: skip
+    assert job.parameters["geometry"]["pinhole_to_detector_mm"] == 300.0
+
+
+def test_beamtime_without_geometry_passes_none(project, analyst, factories, spectra_file):
+    beamtime = factories.make_beamtime(project, beam_energy_kev=115.0)
+    ds = _dataset(factories, project, spectra_file, beamtime=beamtime)
+    job, _ = dispatch.submit_job(project=project, user=analyst, kind="compton", datasets=[ds])
+    assert "geometry" not in job.parameters
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("pinhole_to_detector_mm", -150.0),
+        ("sample_to_pinhole_mm", 0.0),
+        ("pixel_pitch_mm", -0.25),
+        ("scattering_angle_deg", 190.0),
+        ("beam_axis", "diagonal"),
+        ("beam_energy_kev", None),
+    ],
+)
+def test_impossible_geometry_is_a_400_naming_the_field(api_as, analyst, project, field, value):
+    body = {"project": project.pk, "facility": "Diamond", "beamline": "I12", **GEOMETRY}
+    body[field] = value
+    response = api_as(analyst).post("/api/v1/beamtimes/", body, format="json")
+    assert response.status_code == 400
+    assert field in response.json()
+
+
+def test_partial_geometry_names_the_missing_fields(api_as, analyst, project):
+    body = {"project": project.pk, "facility": "Diamond", "beamline": "I12"}
+    body["pixel_pitch_mm"] = 0.25
+    response = api_as(analyst).post("/api/v1/beamtimes/", body, format="json")
+    assert response.status_code == 400
+    assert "pinhole_to_detector_mm" in response.json()
+    assert "beam_axis" in response.json()
+
+
+def test_complete_geometry_is_accepted(api_as, analyst, project):
+    body = {"project": project.pk, "facility": "Diamond", "beamline": "I12", **GEOMETRY}
+    response = api_as(analyst).post("/api/v1/beamtimes/", body, format="json")
+    assert response.status_code == 201, response.json()
+    assert response.json()["beam_axis"] == "col"
