@@ -394,3 +394,49 @@ class DetectorCalibration(ProjectObject):
         if self.thresholds:
             paths["thresholds_path"] = self.thresholds.path
         return paths
+
+
+class ComptonCalibration(ProjectObject):
+    """``S = A + B (1 - x)`` of a beamtime and detector, fitted by a ``compton_calibrate``
+    job from spectra of reference standards of known 1 - x (same S definition as the maps).
+    Compton jobs on the beamtime's datasets use the latest one instead of the paper's line."""
+
+    project = models.ForeignKey(
+        Project, on_delete=models.CASCADE, related_name="compton_calibrations"
+    )
+    beamtime = models.ForeignKey(
+        Beamtime, on_delete=models.CASCADE, related_name="compton_calibrations"
+    )
+    detector = models.CharField(max_length=100, blank=True)
+    intercept = models.FloatField(help_text="A: S at 1 - x = 0")
+    slope = models.FloatField(help_text="B: dS / d(1 - x)")
+    intercept_sigma = models.FloatField(default=0.0)
+    slope_sigma = models.FloatField(default=0.0)
+    covariance_ab = models.FloatField(default=0.0)
+    standards = models.JSONField(
+        default=list, blank=True, help_text="Measured S, its sigma and the known 1 - x, each"
+    )
+    result = models.ForeignKey(
+        "jobs.Result", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["beamtime", "-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return (
+            f"S = {self.intercept:.4g} + {self.slope:.4g} (1 - x) "
+            f"({self.beamtime}{', ' + self.detector if self.detector else ''})"
+        )
+
+    def get_absolute_url(self) -> str:
+        return self.beamtime.get_absolute_url()
+
+    @classmethod
+    def latest_for(cls, beamtime) -> "ComptonCalibration | None":
+        """The newest calibration of the beamtime for its detector (with a stored file)."""
+        return (
+            cls.objects.filter(beamtime=beamtime, detector=beamtime.detector, result__isnull=False)
+            .order_by("-created_at", "-id")
+            .first()
+        )

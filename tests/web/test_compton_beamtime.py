@@ -13,6 +13,7 @@ import h5py
 import numpy as np
 import pytest
 from jobs import dispatch, execution
+from catalogue.models import ComptonCalibration
 from jobs.models import AnalysisJob, JobStatus, Result
 
 from analysis_engine.synthetic.compton import spectra_for_s_map
@@ -128,3 +129,93 @@ def test_complete_geometry_is_accepted(api_as, analyst, project):
     response = api_as(analyst).post("/api/v1/beamtimes/", body, format="json")
     assert response.status_code == 201, response.json()
     assert response.json()["beam_axis"] == "col"
+
+
+# A calibration line planted in the standards' spectra (not the paper's): S = 0.80 + 0.50 (1-x)
+PLANTED_A, PLANTED_B = 0.80, 0.50
+
+
+def _standard(factories, project, tmp_path, beamtime, one_minus_x, seed):
+    energy = np.arange(78.0, 110.0, 0.25)
+    s = PLANTED_A + PLANTED_B * one_minus_x
+    cube = spectra_for_s_map(
+        np.full((4, 4), s), energy, counts_map=np.full((4, 4), 5e6), rng=np.random.default_rng(seed)
+    )
+    path = tmp_path / f"standard{seed}.h5"
+    with h5py.File(path, "w") as f:
+        f["energy_bins"] = energy
+        f["pixel_histograms"] = cube
+    return _dataset(factories, project, path.read_bytes(), beamtime=beamtime, name=f"std {seed}")
+
+
+def test_calibration_job_makes_the_beamtime_calibration_that_maps_then_use(
+    project, analyst, factories, tmp_path, spectra_file
+):
+    beamtime = factories.make_beamtime(project, detector="HEXITEC 80x80")
+    truths = (0.1, 0.5, 0.9)
+    standards = [
+        _standard(factories, project, tmp_path, beamtime, li, seed)
+        for seed, li in enumerate(truths)
+    ]
+    job, _ = dispatch.submit_job(
+        project=project,
+        user=analyst,
+        kind="compton_calibrate",
+        datasets=standards,
+        parameters={"one_minus_x": list(truths), "background": "none"},
+    )
+    status = execution.execute_job(job.pk)
+    assert status == JobStatus.SUCCEEDED, AnalysisJob.objects.get(pk=job.pk).error
+    calibration = ComptonCalibration.objects.get(beamtime=beamtime)
+    assert calibration.detector == "HEXITEC 80x80"
+    # 8e7 counts per standard: S to about 1e-4, so A and B within 1 %
+    assert calibration.intercept == pytest.approx(PLANTED_A, rel=0.01)
+    assert calibration.slope == pytest.approx(PLANTED_B, rel=0.01)
+    assert calibration.covariance_ab < 0  # intercept and slope of a line through x > 0
+    assert [p["spectra"] for p in calibration.standards] == ["std 0", "std 1", "std 2"]
+    # a map on the same beamtime now uses it, and says so
+    ds = _dataset(factories, project, spectra_file, beamtime=beamtime)
+    compton, _ = dispatch.submit_job(
+        project=project,
+        user=analyst,
+        kind="compton",
+        datasets=[ds],
+        parameters={"background": "none", "fit_peaks": False},
+    )
+    assert compton.parameters["calibration"] == {"result": calibration.result_id}
+    status = execution.execute_job(compton.pk)
+    assert status == JobStatus.SUCCEEDED, AnalysisJob.objects.get(pk=compton.pk).error
+    summary = Result.objects.get(job=compton).summary
+    assert summary["calibration"]["is_default"] is False
+    assert summary["calibration"]["intercept"] == pytest.approx(calibration.intercept)
+
+
+def test_without_a_calibration_maps_use_the_paper_line_labelled(
+    project, analyst, factories, spectra_file
+):
+    ds = _dataset(factories, project, spectra_file, beamtime=factories.make_beamtime(project))
+    job, _ = dispatch.submit_job(
+        project=project, user=analyst, kind="compton", datasets=[ds],
+        parameters={"background": "none", "fit_peaks": False},
+    )  # fmt: skip
+    assert "calibration" not in job.parameters
+    assert execution.execute_job(job.pk) == JobStatus.SUCCEEDED
+    summary = Result.objects.get(job=job).summary
+    assert summary["calibration"]["is_default"] is True
+    assert summary["calibration"]["intercept"] == 0.650
+    assert summary["calibration"]["slope"] == 2.309
+
+
+def test_calibration_job_refuses_a_count_mismatch(project, analyst, factories, tmp_path):
+    beamtime = factories.make_beamtime(project)
+    standards = [
+        _standard(factories, project, tmp_path, beamtime, li, s) for s, li in ((1, 0.1), (2, 0.5))
+    ]
+    job, _ = dispatch.submit_job(
+        project=project, user=analyst, kind="compton_calibrate", datasets=standards,
+        parameters={"one_minus_x": [0.1, 0.5, 0.9], "background": "none"},
+    )  # fmt: skip
+    assert execution.execute_job(job.pk) == JobStatus.FAILED
+    job.refresh_from_db()
+    assert "one_minus_x gives 3 value(s) for 2 standard spectra" in job.error
+    assert not ComptonCalibration.objects.exists()
