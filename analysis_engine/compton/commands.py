@@ -859,4 +859,5 @@ def _calibration_points(points: str | Sequence[tuple[float, float]]) -> LinearCa
 COMMANDS = (
     Command("compton", run_compton, inputs=("input_path",)),
     Command("compton-calibrate", run_compton_calibrate, inputs=("standards",)),
+    Command("compton-calibrate-spectra", run_compton_calibrate_spectra, inputs=("spectra",)),
 )

@@ -12,8 +12,8 @@ import math
 import h5py
 import numpy as np
 import pytest
-from jobs import dispatch, execution
 from catalogue.models import ComptonCalibration
+from jobs import dispatch, execution
 from jobs.models import AnalysisJob, JobStatus, Result
 
 from analysis_engine.synthetic.compton import spectra_for_s_map
