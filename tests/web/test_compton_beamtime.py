@@ -13,7 +13,7 @@ import h5py
 import numpy as np
 import pytest
 from catalogue.models import ComptonCalibration
-from jobs import dispatch, execution
+from jobs import dispatch, execution, reports
 from jobs.models import AnalysisJob, JobStatus, Result
 
 from analysis_engine.synthetic.compton import spectra_for_s_map
@@ -30,7 +30,7 @@ GEOMETRY = {
 
 @pytest.fixture
 def spectra_file(tmp_path):
-    energy = np.arange(78.0, 110.0, 0.25)
+    energy = np.arange(79.0, 111.0, 0.25)
     cube = spectra_for_s_map(
         np.full((3, 8), 0.87), energy, counts_map=np.full((3, 8), 2e5), rng=np.random.default_rng(0)
     )
@@ -188,6 +188,9 @@ def test_calibration_job_makes_the_beamtime_calibration_that_maps_then_use(
     summary = Result.objects.get(job=compton).summary
     assert summary["calibration"]["is_default"] is False
     assert summary["calibration"]["intercept"] == pytest.approx(calibration.intercept)
+    title = Result.objects.get(job=compton).figures["s_vs_li"]["layout"]["title"]["text"]
+    assert "calibration from standards" in title
+    assert f"+- {calibration.intercept_sigma:.3f}" in title
 
 
 def test_without_a_calibration_maps_use_the_paper_line_labelled(
@@ -204,6 +207,40 @@ def test_without_a_calibration_maps_use_the_paper_line_labelled(
     assert summary["calibration"]["is_default"] is True
     assert summary["calibration"]["intercept"] == 0.650
     assert summary["calibration"]["slope"] == 2.309
+    title = Result.objects.get(job=job).figures["s_vs_li"]["layout"]["title"]["text"]
+    assert title == "S = 0.650 + 2.309 (1 - x): the paper's calibration (default)"
+
+
+def test_result_and_report_show_geometry_maps_and_calibration(
+    project, analyst, factories, spectra_file
+):
+    beamtime = factories.make_beamtime(project, **GEOMETRY)
+    cell = factories.make_cell(project)
+    state = factories.make_charge_state(project, cell=cell, state="charged")
+    ds = _dataset(
+        factories, project, spectra_file, beamtime=beamtime, cell=cell, charge_state=state,
+        region=2,
+    )  # fmt: skip
+    job, _ = dispatch.submit_job(
+        project=project, user=analyst, kind="compton", datasets=[ds],
+        parameters={"background": "fit", "fit_peaks": True, "min_counts": 10},
+    )  # fmt: skip
+    assert execution.execute_job(job.pk) == JobStatus.SUCCEEDED, AnalysisJob.objects.get(
+        pk=job.pk
+    ).error
+    result = Result.objects.get(job=job)
+    figs = result.figures
+    for name in ("angle_deg", "line_energy_kev", "background_per_kev", "peak_fwhm_kev"):
+        assert figs[name]["data"][0]["type"] == "heatmap", name
+    # line energy at the edge column, Compton's formula at that pixel's angle
+    theta = math.radians(90.0 + math.degrees(math.atan(3.5 * 0.25 / 150.0)))
+    edge = 115.0 / (1 + 115.0 / 510.998950 * (1 - math.cos(theta)))
+    assert figs["line_energy_kev"]["data"][0]["z"][0][-1] == pytest.approx(edge, abs=1e-3)
+    report = reports.build_cell_report(cell, compare_methods=False)
+    (row,) = report["tables"]["li_by_region"]
+    assert row["calibration"].endswith("the paper's calibration (default)")
+    assert row["li_sigma"] is not None
+    assert report["figures"]["s_vs_li"]["layout"]["title"]["text"] == row["calibration"]
 
 
 def test_calibration_job_refuses_a_count_mismatch(project, analyst, factories, tmp_path):
