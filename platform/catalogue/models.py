@@ -425,11 +425,16 @@ class ComptonCalibration(ProjectObject):
 
     def __str__(self) -> str:
         return (
-            f"S = {self.intercept:.4g} + {self.slope:.4g} (1 - x) "
-            f"({self.beamtime}{', ' + self.detector if self.detector else ''})"
+            f"S = ({self.intercept:.4f} +- {self.intercept_sigma:.4f}) + "
+            f"({self.slope:.4f} +- {self.slope_sigma:.4f}) (1 - x), "
+            f"cov(A, B) = {self.covariance_ab:.2g}, {len(self.standards)} standards"
+            f"{' (' + self.detector + ')' if self.detector else ''}"
         )
 
     def get_absolute_url(self) -> str:
+        """The result page of the fit (its points and settings), else the beamtime's."""
+        if self.result_id is not None:
+            return self.result.get_absolute_url()
         return self.beamtime.get_absolute_url()
 
     @classmethod

@@ -256,3 +256,18 @@ def test_calibration_job_refuses_a_count_mismatch(project, analyst, factories, t
     job.refresh_from_db()
     assert "one_minus_x gives 3 value(s) for 2 standard spectra" in job.error
     assert not ComptonCalibration.objects.exists()
+
+
+def test_beamtime_page_shows_geometry_and_calibrations(project, owner, factories, client_as):
+    beamtime = factories.make_beamtime(project, detector="HEXITEC", **GEOMETRY)
+    ComptonCalibration.objects.create(
+        project=project, beamtime=beamtime, detector="HEXITEC", intercept=0.8, slope=0.5,
+        intercept_sigma=0.01, slope_sigma=0.02, covariance_ab=-1e-4,
+        standards=[{"s": 0.85, "one_minus_x": 0.1}, {"s": 1.25, "one_minus_x": 0.9}],
+    )  # fmt: skip
+    page = client_as(owner).get(beamtime.get_absolute_url())
+    assert page.status_code == 200
+    text = page.content.decode()
+    assert "Pinhole to detector (mm)" in text
+    assert "S = (0.8000 +- 0.0100) + (0.5000 +- 0.0200) (1 - x)" in text
+    assert "2 standards" in text
