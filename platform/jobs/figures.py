@@ -685,8 +685,24 @@ def _electrochem_figures(f: ResultContents, summary) -> dict:
     return {}
 
 
+def _calibrate_figures(f: ResultContents | None, summary) -> dict:
+    """The standards' S against their known 1 - x, with the fitted line and its sigmas."""
+    points = [
+        {"s": p.get("s"), "li": p.get("one_minus_x"), "label": str(p.get("spectra", ""))}
+        for p in summary.get("points") or []
+        if isinstance(p, Mapping)
+    ]
+    if not points:
+        return {}
+    fit = dict(summary.get("calibration") or {}, is_default=False)
+    fig = s_vs_lithium(points, calibration=summary_calibration({"calibration": fit}))
+    fig["layout"]["title"]["text"] = calibration_label({"calibration": fit})
+    return {"calibration": fig}
+
+
 # builder and the arrays it reads (whole volumes are never among them)
 BUILDERS = {
+    "compton_calibrate": (_calibrate_figures, None),
     "electrochem": (_electrochem_figures, ("eis/*", "cycling/*")),
     "correlate": (_correlate_figures, ("region_*",)),
     "transport_table": (_transport_table_figures, ()),
@@ -724,4 +740,6 @@ def build_figures(
     if entry is None:
         return {}
     builder, names = entry
+    if names is None:  # built from the summary alone (e.g. a JSON output)
+        return builder(None, dict(summary))
     return builder(read_result(output_path, names), dict(summary))

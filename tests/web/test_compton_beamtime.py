@@ -173,6 +173,9 @@ def test_calibration_job_makes_the_beamtime_calibration_that_maps_then_use(
     assert calibration.slope == pytest.approx(PLANTED_B, rel=0.01)
     assert calibration.covariance_ab < 0  # intercept and slope of a line through x > 0
     assert [p["spectra"] for p in calibration.standards] == ["std 0", "std 1", "std 2"]
+    fig = Result.objects.get(job=job).figures["calibration"]
+    assert fig["data"][1]["x"] == list(truths)  # the standards at their known 1 - x
+    assert "calibration from standards" in fig["layout"]["title"]["text"]
     # a map on the same beamtime now uses it, and says so
     ds = _dataset(factories, project, spectra_file, beamtime=beamtime)
     compton, _ = dispatch.submit_job(
@@ -271,3 +274,13 @@ def test_beamtime_page_shows_geometry_and_calibrations(project, owner, factories
     assert "Pinhole to detector (mm)" in text
     assert "S = (0.8000 +- 0.0100) + (0.5000 +- 0.0200) (1 - x)" in text
     assert "2 standards" in text
+
+
+def test_beamtime_form_names_the_impossible_field(project, owner, client_as):
+    body = {"project": project.pk, "facility": "Diamond", "beamline": "I12", **GEOMETRY}
+    body["sample_to_pinhole_mm"] = -160
+    page = client_as(owner).post("/catalogue/beamtimes/add/", body)
+    assert page.status_code == 200  # the form again, with the error next to the field
+    errors = page.context["form"].errors
+    assert list(errors) == ["sample_to_pinhole_mm"]
+    assert "Must be a number > 0, got -160." in errors["sample_to_pinhole_mm"]
