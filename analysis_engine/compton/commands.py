@@ -51,7 +51,7 @@ from analysis_engine.compton.profile import (
 from analysis_engine.errors import EngineInputError
 from analysis_engine.parameters import Command
 
-__all__ = ["COMMANDS", "run_compton", "run_compton_calibrate"]
+__all__ = ["COMMANDS", "run_compton", "run_compton_calibrate", "run_compton_calibrate_spectra"]
 
 Progress = Callable[[float, str], None]
 
@@ -772,6 +772,78 @@ def run_compton_calibrate(
     return result
 
 
+def run_compton_calibrate_spectra(
+    spectra: Sequence[str | os.PathLike],
+    output_path: str | os.PathLike,
+    *,
+    one_minus_x: Sequence[float],
+    geometry: str | os.PathLike | dict | InstrumentGeometry | None = None,
+    background: str | os.PathLike | np.ndarray | None = "fit",
+    background_band_au: tuple[float, float] = DEFAULT_BACKGROUND_BAND_AU,
+    tail_profile: str = "nmc811",
+    reference_fwhm_kev: float | None = DEFAULT_REFERENCE_FWHM_KEV,
+    low_window_au: tuple[float, float] = DEFAULT_LOW_WINDOW_AU,
+    high_window_au: tuple[float, float] = DEFAULT_HIGH_WINDOW_AU,
+    min_counts: float = 100.0,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """:func:`run_compton_calibrate` with the standards given as spectra files and their
+    known ``1 - x`` in the same order (how a job hands over its input datasets).
+
+    Parameters
+    ----------
+    spectra : sequence of paths
+        Spectra of the reference standards, one file each.
+    output_path : path
+        Calibration JSON, as :func:`run_compton_calibrate` writes it.
+    one_minus_x : sequence of float
+        Known Li stoichiometry (1 - x, e.g. from ICP) of each standard, in the order of
+        ``spectra``.
+    geometry, background, background_band_au, tail_profile, reference_fwhm_kev
+        As for :func:`run_compton`; the same values as for the maps to be calibrated.
+    low_window_au, high_window_au, min_counts
+        As for :func:`run_compton`; the same values as for the maps to be calibrated.
+    progress : callable(fraction, message), optional
+
+    Returns
+    -------
+    dict
+        As :func:`run_compton_calibrate`.
+
+    Raises
+    ------
+    EngineInputError
+        ``one_minus_x`` not one number per spectra file, or as :func:`run_compton_calibrate`.
+    """
+    paths = [spectra] if isinstance(spectra, str | os.PathLike) else list(spectra)
+    if isinstance(one_minus_x, str | bytes) or not isinstance(one_minus_x, Sequence):
+        raise EngineInputError(
+            "one_minus_x must be a list of numbers, one known 1 - x per standard's spectra"
+        )
+    if len(one_minus_x) != len(paths):
+        raise EngineInputError(
+            f"one_minus_x gives {len(one_minus_x)} value(s) for {len(paths)} standard spectra; "
+            "give one known 1 - x per standard, in the order of the spectra"
+        )
+    standards = [
+        {"spectra": str(path), "one_minus_x": value}
+        for path, value in zip(paths, one_minus_x, strict=True)
+    ]
+    return run_compton_calibrate(
+        standards,
+        output_path,
+        geometry=geometry,
+        background=background,
+        background_band_au=background_band_au,
+        tail_profile=tail_profile,
+        reference_fwhm_kev=reference_fwhm_kev,
+        low_window_au=low_window_au,
+        high_window_au=high_window_au,
+        min_counts=min_counts,
+        progress=progress,
+    )
+
+
 def _calibration_points(points: str | Sequence[tuple[float, float]]) -> LinearCalibration:
     try:
         if isinstance(points, str):
@@ -787,4 +859,5 @@ def _calibration_points(points: str | Sequence[tuple[float, float]]) -> LinearCa
 COMMANDS = (
     Command("compton", run_compton, inputs=("input_path",)),
     Command("compton-calibrate", run_compton_calibrate, inputs=("standards",)),
+    Command("compton-calibrate-spectra", run_compton_calibrate_spectra, inputs=("spectra",)),
 )

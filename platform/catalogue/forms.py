@@ -85,6 +85,11 @@ class BeamtimeForm(CatalogueForm):
             "end_date",
             "beam_energy_kev",
             "detector",
+            "scattering_angle_deg",
+            "sample_to_pinhole_mm",
+            "pinhole_to_detector_mm",
+            "pixel_pitch_mm",
+            "beam_axis",
             "notes",
         ]
         widgets = {"start_date": DATE, "end_date": DATE}

@@ -5,6 +5,7 @@ catalogue objects are RESTRICTed: deleting a sample that cells use, or a cell th
 describe, is refused with a message instead of silently deleting data.
 """
 
+import math
 from pathlib import PurePosixPath
 
 from django.conf import settings
@@ -180,6 +181,29 @@ class Beamtime(ProjectObject):
         null=True, blank=True, validators=[MinValueValidator(0.0)], verbose_name="beam energy (keV)"
     )
     detector = models.CharField(max_length=100, blank=True)
+    # Pinhole geometry of the Compton (XCS-I) set-up; with beam_energy_kev as the incident
+    # energy, compton jobs on this beamtime's datasets get it as their ``geometry`` option.
+    scattering_angle_deg = models.FloatField(
+        null=True,
+        blank=True,
+        verbose_name="scattering angle (deg)",
+        help_text="At the detector centre, e.g. 90",
+    )
+    sample_to_pinhole_mm = models.FloatField(
+        null=True, blank=True, verbose_name="sample to pinhole (mm)", help_text="e.g. 160"
+    )
+    pinhole_to_detector_mm = models.FloatField(
+        null=True, blank=True, verbose_name="pinhole to detector (mm)", help_text="e.g. 150"
+    )
+    pixel_pitch_mm = models.FloatField(
+        null=True, blank=True, verbose_name="pixel pitch (mm)", help_text="HEXITEC: 0.25"
+    )
+    beam_axis = models.CharField(
+        max_length=3,
+        blank=True,
+        choices=[("col", "columns"), ("row", "rows")],
+        help_text="Detector axis along which the scattering angle changes",
+    )
 
     url_name = "beamtime"
 
@@ -193,6 +217,55 @@ class Beamtime(ProjectObject):
     def clean(self) -> None:
         if self.start_date and self.end_date and self.end_date < self.start_date:
             raise ValidationError({"end_date": "The beamtime cannot end before it starts."})
+        self.check_geometry()
+
+    def check_geometry(self) -> None:
+        """The instrument fields are all empty or all given, each possible (engine rules)."""
+        given = {f: getattr(self, f) for f in GEOMETRY_FIELDS}
+        if all(given[f] in (None, "") for f in GEOMETRY_FIELDS[1:]):
+            return  # no Compton geometry: a beam energy alone is fine
+        errors = {}
+        for name, value in given.items():
+            if value in (None, ""):
+                errors[name] = (
+                    "The Compton geometry needs every instrument field; this one is missing."
+                )
+        for name in (
+            "beam_energy_kev",
+            "sample_to_pinhole_mm",
+            "pinhole_to_detector_mm",
+            "pixel_pitch_mm",
+        ):
+            value = given[name]
+            if value not in (None, "") and not (math.isfinite(value) and value > 0):
+                errors[name] = f"Must be a number > 0, got {value:g}."
+        angle = given["scattering_angle_deg"]
+        if angle is not None and not (math.isfinite(angle) and 0 < angle < 180):
+            errors["scattering_angle_deg"] = f"Must be within 0..180 deg, got {angle:g}."
+        if given["beam_axis"] not in ("", "col", "row"):
+            errors["beam_axis"] = f"Must be 'col' or 'row', got {given['beam_axis']!r}."
+        if errors:
+            raise ValidationError(errors)
+
+    def instrument_geometry(self) -> dict | None:
+        """The engine's geometry mapping, or None when the instrument fields are not all set."""
+        values = {f: getattr(self, f) for f in GEOMETRY_FIELDS}
+        if any(v in (None, "") for v in values.values()):
+            return None
+        values["incident_energy_kev"] = values.pop("beam_energy_kev")
+        return {k: values[k] for k in sorted(values)}
+
+
+# Beamtime fields that make the engine's instrument geometry (beam_energy_kev is the incident
+# energy); see analysis_engine.compton.geometry.GEOMETRY_KEYS.
+GEOMETRY_FIELDS = (
+    "beam_energy_kev",
+    "scattering_angle_deg",
+    "sample_to_pinhole_mm",
+    "pinhole_to_detector_mm",
+    "pixel_pitch_mm",
+    "beam_axis",
+)
 
 
 class DatasetKind(models.TextChoices):
@@ -321,3 +394,54 @@ class DetectorCalibration(ProjectObject):
         if self.thresholds:
             paths["thresholds_path"] = self.thresholds.path
         return paths
+
+
+class ComptonCalibration(ProjectObject):
+    """``S = A + B (1 - x)`` of a beamtime and detector, fitted by a ``compton_calibrate``
+    job from spectra of reference standards of known 1 - x (same S definition as the maps).
+    Compton jobs on the beamtime's datasets use the latest one instead of the paper's line."""
+
+    project = models.ForeignKey(
+        Project, on_delete=models.CASCADE, related_name="compton_calibrations"
+    )
+    beamtime = models.ForeignKey(
+        Beamtime, on_delete=models.CASCADE, related_name="compton_calibrations"
+    )
+    detector = models.CharField(max_length=100, blank=True)
+    intercept = models.FloatField(help_text="A: S at 1 - x = 0")
+    slope = models.FloatField(help_text="B: dS / d(1 - x)")
+    intercept_sigma = models.FloatField(default=0.0)
+    slope_sigma = models.FloatField(default=0.0)
+    covariance_ab = models.FloatField(default=0.0)
+    standards = models.JSONField(
+        default=list, blank=True, help_text="Measured S, its sigma and the known 1 - x, each"
+    )
+    result = models.ForeignKey(
+        "jobs.Result", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["beamtime", "-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return (
+            f"S = ({self.intercept:.4f} +- {self.intercept_sigma:.4f}) + "
+            f"({self.slope:.4f} +- {self.slope_sigma:.4f}) (1 - x), "
+            f"cov(A, B) = {self.covariance_ab:.2g}, {len(self.standards)} standards"
+            f"{' (' + self.detector + ')' if self.detector else ''}"
+        )
+
+    def get_absolute_url(self) -> str:
+        """The result page of the fit (its points and settings), else the beamtime's."""
+        if self.result_id is not None:
+            return self.result.get_absolute_url()
+        return self.beamtime.get_absolute_url()
+
+    @classmethod
+    def latest_for(cls, beamtime) -> "ComptonCalibration | None":
+        """The newest calibration of the beamtime for its detector (with a stored file)."""
+        return (
+            cls.objects.filter(beamtime=beamtime, detector=beamtime.detector, result__isnull=False)
+            .order_by("-created_at", "-id")
+            .first()
+        )

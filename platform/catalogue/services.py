@@ -8,7 +8,7 @@ from django.db.models import ProtectedError, RestrictedError
 
 from analysis_engine.errors import EngineInputError
 from analysis_engine.io.sniff import sniff
-from catalogue.models import Dataset, DatasetStatus
+from catalogue.models import ComptonCalibration, Dataset, DatasetStatus
 
 CHUNK_BYTES = 4 * 1024 * 1024
 
@@ -119,4 +119,28 @@ def with_catalogue_options(accepted, cell, parameters: dict) -> dict:
                     f"({field} gives {value:g}); edit the cell or leave {option} out"
                 )
         params[option] = value
+    return {k: params[k] for k in sorted(params)}
+
+
+def with_beamtime_options(accepted, dataset, parameters: dict) -> dict:
+    """``parameters`` with the instrument geometry of ``dataset``'s beamtime as the
+    ``geometry`` option, and its latest Compton calibration (for its detector) as the
+    ``calibration`` option, for an engine function that accepts them (``accepted``: its option
+    names), unless the parameters give their own or the beamtime records none."""
+    params = dict(parameters)
+    beamtime = getattr(dataset, "beamtime", None)
+    if "geometry" in accepted and params.get("geometry") is None and beamtime is not None:
+        geometry = beamtime.instrument_geometry()
+        if geometry is not None:
+            params["geometry"] = geometry
+    if (
+        "calibration" in accepted
+        and "calibration_points" in accepted  # a map job, not the calibration itself
+        and params.get("calibration") is None
+        and params.get("calibration_points") is None
+        and beamtime is not None
+    ):
+        calibration = ComptonCalibration.latest_for(beamtime)
+        if calibration is not None:  # its stored fit, covariance included
+            params["calibration"] = {"result": calibration.result_id}
     return {k: params[k] for k in sorted(params)}

@@ -197,7 +197,7 @@ CATALOGUE = [
         "form": forms.BeamtimeForm,
         "filterset": filtersets.BeamtimeFilterSet,
         "columns": ["facility", "beamline", "proposal", "start_date", "beam_energy_kev"],
-        "children": [("datasets", "Datasets")],
+        "children": [("datasets", "Datasets"), ("compton_calibrations", "Compton calibrations")],
         "select": ["project"],
     },
     {

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from analysis_engine.commands import function_parameters, validate_function_parameters
-from analysis_engine.compton.commands import run_compton
+from analysis_engine.compton.commands import run_compton, run_compton_calibrate_spectra
 from analysis_engine.correlation.commands import run_correlate
 from analysis_engine.electrochem.commands import run_electrochem
 from analysis_engine.errors import EngineInputError
@@ -170,7 +170,7 @@ JOB_KINDS: dict[str, JobKind] = {
                     help="a 2D map on the Compton pixel grid; nonzero = inside",
                 ),
                 "calibration": DataParameter(
-                    ("other",),
+                    ("other", "compton_calibration"),
                     allow_values=True,
                     help='"A,B" or [A, B] of S = A + B (1 - x), or a calibration file',
                 ),
@@ -192,6 +192,32 @@ JOB_KINDS: dict[str, JobKind] = {
                     ("segmented_volume", *MAP_KINDS),
                     inner_path=True,
                     help="a porosity map on the Compton grid (e.g. a correlation result)",
+                ),
+            },
+        ),
+        JobKind(
+            name="compton_calibrate",
+            label="Compton calibration",
+            function=run_compton_calibrate_spectra,
+            inputs=(InputSlot("spectra", ("xcs_spectra",), many=True),),
+            produces="compton_calibration",
+            output_name="calibration.json",
+            description=(
+                "Fit S = A + B (1 - x) with its covariance from spectra of reference standards "
+                "(one_minus_x: their known 1 - x, in the order of the datasets' ids); stored as "
+                "the beamtime's Compton calibration."
+            ),
+            data_parameters={
+                "geometry": DataParameter(
+                    ("other",),
+                    allow_values=True,
+                    help="the instrument geometry as an object, or a geometry JSON file",
+                ),
+                "background": DataParameter(
+                    ("xcs_spectra", "other"),
+                    inner_path=True,
+                    allow_values=True,
+                    help='"fit", "none", or a background spectrum file',
                 ),
             },
         ),

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from catalogue.models import Dataset, DetectorCalibration
+from catalogue.models import ComptonCalibration, Dataset, DetectorCalibration
 from django.conf import settings
 from django.db import close_old_connections, transaction
 from django.db.models import F
@@ -332,6 +332,11 @@ def store_result(job, kind, inputs, output_path: Path, summary, elapsed, hostnam
     """Record the Result with provenance and mark the job succeeded (False: cancelled)."""
     engine_figures = summary.pop("figures", None) if isinstance(summary, dict) else None
     summary = to_jsonable(summary)
+    if isinstance(summary, dict) and isinstance(summary.get("points"), list):
+        names = {path: str(obj) for obj, _, path in inputs}  # standards: names, never paths
+        for point in summary["points"]:
+            if isinstance(point, dict) and "spectra" in point:
+                point["spectra"] = names.get(point["spectra"], "standard")
     figs = figures.build_figures(kind.name, output_path, summary) if output_path.exists() else {}
     if isinstance(engine_figures, dict):  # figures the engine built itself (e.g. correlate)
         for name, fig in to_jsonable(engine_figures).items():
@@ -369,7 +374,7 @@ def store_result(job, kind, inputs, output_path: Path, summary, elapsed, hostnam
         if locked.status != JobStatus.RUNNING:  # cancelled at the last moment
             return False
         Result.objects.filter(job=job).delete()  # a retried attempt replaces a partial one
-        Result.objects.create(
+        result = Result.objects.create(
             project_id=job.project_id,
             job=job,
             kind=kind.name,
@@ -384,11 +389,37 @@ def store_result(job, kind, inputs, output_path: Path, summary, elapsed, hostnam
             charge_state_id=job.charge_state_id,
             region=job.region,
         )
+        if kind.name == "compton_calibrate":
+            record_compton_calibration(result, inputs, summary)
         locked.status = JobStatus.SUCCEEDED
         locked.progress, locked.step = 1.0, "done"
         locked.finished_at = timezone.now()
         locked.save()
     return True
+
+
+def record_compton_calibration(result: Result, inputs, summary: dict) -> ComptonCalibration | None:
+    """The beamtime's Compton calibration from a ``compton_calibrate`` result, when every
+    standard was measured in the same beamtime (otherwise the result stays a plain file that
+    jobs can name as their ``calibration``)."""
+    beamtimes = {getattr(obj, "beamtime_id", None) for obj, _, _ in inputs}
+    if len(beamtimes) != 1 or None in beamtimes:
+        return None
+    fit = summary.get("calibration") or {}
+    dataset = inputs[0][0]
+    return ComptonCalibration.objects.create(
+        project_id=result.project_id,
+        beamtime_id=dataset.beamtime_id,
+        detector=dataset.beamtime.detector,
+        intercept=fit["intercept"],
+        slope=fit["slope"],
+        intercept_sigma=fit.get("intercept_sigma", 0.0),
+        slope_sigma=fit.get("slope_sigma", 0.0),
+        covariance_ab=fit.get("covariance_ab", 0.0),
+        standards=summary.get("points", []),
+        result=result,
+        notes=f"fitted by job #{result.job_id} from {len(inputs)} standards",
+    )
 
 
 def interrupt(job_id: int, *, cutoff) -> AnalysisJob | None:

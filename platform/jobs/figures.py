@@ -14,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from analysis_engine.compton.calibration import DEFAULT_CALIBRATION
+from analysis_engine.compton.calibration import DEFAULT_CALIBRATION, LinearCalibration
+from analysis_engine.errors import EngineInputError
 from analysis_engine.io.results import ResultContents, read_result, read_result_plane
 from analysis_engine.registration.downsample import COMPTON_PIXEL_UM
 
@@ -300,6 +301,11 @@ def _compton_figures(f: ResultContents, summary) -> dict:
         ("s_parameter", "S-parameter map", "S"),
         ("peak_center_kev", "Compton peak centre", "keV"),
         ("compton_counts", "Compton counts", "counts"),
+        ("angle_deg", "Scattering angle per pixel", "deg"),
+        ("line_energy_kev", "Compton line energy per pixel", "keV"),
+        ("background_per_kev", "Background subtracted under the peak", "counts/keV"),
+        ("peak_fwhm_kev", "Fitted peak FWHM per pixel", "keV"),
+        ("resolution_fwhm_kev", "Detector FWHM per pixel (given)", "keV"),
     ):
         z = _get(f, name)
         if z is not None and z.ndim == 2:
@@ -321,8 +327,47 @@ def _compton_figures(f: ResultContents, summary) -> dict:
         summary.get("li_total", summary.get("li_mean")),
     )
     if s is not None and li is not None:
-        figs["s_vs_li"] = s_vs_lithium([{"s": s, "li": li, "label": "this map"}])
+        calibration = summary_calibration(summary)
+        figs["s_vs_li"] = s_vs_lithium(
+            [{"s": s, "li": li, "label": "this map"}], calibration=calibration
+        )
+        figs["s_vs_li"]["layout"]["title"]["text"] = calibration_label(summary)
     return figs
+
+
+def summary_calibration(summary: Mapping[str, Any]) -> LinearCalibration:
+    """The calibration line a Compton result used (its summary's ``calibration``)."""
+    given = summary.get("calibration")
+    if not isinstance(given, Mapping):
+        return DEFAULT_CALIBRATION
+    try:
+        return LinearCalibration(
+            intercept=float(given["intercept"]),
+            slope=float(given["slope"]),
+            intercept_sigma=float(given.get("intercept_sigma") or 0.0),
+            slope_sigma=float(given.get("slope_sigma") or 0.0),
+            covariance_ab=float(given.get("covariance_ab") or 0.0),
+            source=str(given.get("source", "")),
+        )
+    except (KeyError, TypeError, ValueError, EngineInputError):
+        return DEFAULT_CALIBRATION
+
+
+def calibration_label(summary: Mapping[str, Any]) -> str:
+    """Which calibration a Compton result used, with its uncertainty, in words."""
+    given = summary.get("calibration")
+    calibration = summary_calibration(summary)
+    default = not isinstance(given, Mapping) or bool(given.get("is_default", True))
+    a, b = calibration.intercept, calibration.slope
+    text = f"S = {a:.3f} + {b:.3f} (1 - x)"
+    if calibration.intercept_sigma or calibration.slope_sigma:
+        text = (
+            f"S = ({a:.3f} +- {calibration.intercept_sigma:.3f}) + "
+            f"({b:.3f} +- {calibration.slope_sigma:.3f}) (1 - x), "
+            f"cov(A, B) = {calibration.covariance_ab:.2g}"
+        )
+    source = "the paper's calibration (default)" if default else "calibration from standards"
+    return f"{text}: {source}"
 
 
 def _segment_figures(f: ResultContents, summary) -> dict:
@@ -640,8 +685,24 @@ def _electrochem_figures(f: ResultContents, summary) -> dict:
     return {}
 
 
+def _calibrate_figures(f: ResultContents | None, summary) -> dict:
+    """The standards' S against their known 1 - x, with the fitted line and its sigmas."""
+    points = [
+        {"s": p.get("s"), "li": p.get("one_minus_x"), "label": str(p.get("spectra", ""))}
+        for p in summary.get("points") or []
+        if isinstance(p, Mapping)
+    ]
+    if not points:
+        return {}
+    fit = dict(summary.get("calibration") or {}, is_default=False)
+    fig = s_vs_lithium(points, calibration=summary_calibration({"calibration": fit}))
+    fig["layout"]["title"]["text"] = calibration_label({"calibration": fit})
+    return {"calibration": fig}
+
+
 # builder and the arrays it reads (whole volumes are never among them)
 BUILDERS = {
+    "compton_calibrate": (_calibrate_figures, None),
     "electrochem": (_electrochem_figures, ("eis/*", "cycling/*")),
     "correlate": (_correlate_figures, ("region_*",)),
     "transport_table": (_transport_table_figures, ()),
@@ -657,6 +718,11 @@ BUILDERS = {
             "summed_spectrum",
             "profile/pz_au",
             "profile/j",
+            "angle_deg",
+            "line_energy_kev",
+            "background_per_kev",
+            "peak_fwhm_kev",
+            "resolution_fwhm_kev",
         ),
     ),
     "segment": (_segment_figures, ("lateral_porosity", "porosity_by_region")),
@@ -674,4 +740,6 @@ def build_figures(
     if entry is None:
         return {}
     builder, names = entry
+    if names is None:  # built from the summary alone (e.g. a JSON output)
+        return builder(None, dict(summary))
     return builder(read_result(output_path, names), dict(summary))

@@ -23,7 +23,7 @@ from datetime import timedelta
 from typing import Any
 
 from catalogue.models import Dataset
-from catalogue.services import with_catalogue_options
+from catalogue.services import with_beamtime_options, with_catalogue_options
 from django.conf import settings
 from django.db import models, transaction
 from django.db.models import Q
@@ -195,6 +195,8 @@ def record_job(
     params = with_catalogue_options(
         registry.allowed_parameters(job_kind), getattr(inputs[0], "cell", None), params
     )
+    # Compton geometry: from the beamtime of the dataset measured, unless given
+    params = with_beamtime_options(registry.allowed_parameters(job_kind), inputs[0], params)
     referenced = references.check_parameters(job_kind, params, project=project, user=user)
     key = compute_job_key(kind, [*(i.sha256 for i in inputs), *referenced], params)
     if not force and (existing := existing_job(project, key)) is not None:
@@ -277,7 +279,7 @@ def plan_cell(cell, parameters: dict) -> CellPlan:
     plan = CellPlan()
     datasets = (
         Dataset.objects.filter(project_id=cell.project_id, cell=cell, status=READY)
-        .select_related("charge_state")
+        .select_related("charge_state", "beamtime")
         .order_by("charge_state_id", "region", "kind", "id")
     )
     for ds in datasets:
@@ -291,7 +293,11 @@ def plan_cell(cell, parameters: dict) -> CellPlan:
                 StagePlan(
                     kind=kind,
                     dataset=ds if i == 0 else None,
-                    parameters=_stage_parameters(kind, parameters),
+                    parameters=with_beamtime_options(
+                        registry.allowed_parameters(registry.get_kind(kind)),
+                        ds,
+                        _stage_parameters(kind, parameters),
+                    ),
                     charge_state_id=ds.charge_state_id,
                     region=ds.region,
                     label=f"{registry.get_kind(kind).label}: {ds.name}"

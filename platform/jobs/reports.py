@@ -191,6 +191,9 @@ def _compton_values(cell) -> tuple[dict, dict]:
             "li": li,
             "li_sigma": li_sigma,
             "result": res.pk,
+            # which calibration turned S into 1 - x (default: the paper's line), with its sigma
+            "calibration": figures.calibration_label(res.summary),
+            "calibration_fit": figures.summary_calibration(res.summary),
         }
         m = _read_map(res, "li_stoichiometry")
         if m is not None:
@@ -325,7 +328,15 @@ def build_cell_report(cell, *, compare_methods: bool = True) -> dict[str, Any]:
             sigma_by_state.setdefault(state, {})[region] = v["li_sigma"]
     tables: dict[str, list[dict]] = {
         "li_by_region": [
-            {"state": s, "region": r, "s": v["s"], "li": v["li"], "result": v["result"]}
+            {
+                "state": s,
+                "region": r,
+                "s": v["s"],
+                "li": v["li"],
+                "li_sigma": v["li_sigma"],
+                "calibration": v["calibration"],
+                "result": v["result"],
+            }
             for (s, r), v in sorted(
                 values.items(), key=lambda kv: (_state_order(kv[0][0]), kv[0][1])
             )
@@ -355,7 +366,12 @@ def build_cell_report(cell, *, compare_methods: bool = True) -> dict[str, Any]:
         if v["s"] is not None and v["li"] is not None
     ]
     if points:
-        figs["s_vs_li"] = figures.s_vs_lithium(points)
+        labels = {v["calibration"] for v in values.values()}
+        first = next(iter(sorted(values.items())))[1]
+        figs["s_vs_li"] = figures.s_vs_lithium(points, calibration=first["calibration_fit"])
+        figs["s_vs_li"]["layout"]["title"]["text"] = (
+            first["calibration"] if len(labels) == 1 else "regions used different calibrations"
+        )
     if tables["gradient"]:
         figs["gradient"] = {
             "data": [

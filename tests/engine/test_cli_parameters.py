@@ -36,6 +36,7 @@ EXPECTED_COMMANDS = {
     "events-calibrate",
     "compton",
     "compton-calibrate",
+    "compton-calibrate-spectra",
     "reconstruct",
     "segment",
     "tortuosity",

@@ -113,7 +113,12 @@ def test_every_parameter_refuses_paths_and_foreign_ids(
     kind = registry.JOB_KINDS[kind_name]
     api = api_as(analyst)
     body = _inputs_for(kind, project, analyst, factories, tmp_path)
-    required = {name: 0 for name in registry.required_parameters(kind)}
+    # a plain value of each required option's type (e.g. compton_calibrate's one_minus_x list)
+    required = {
+        spec.name: [0] if spec.type == "array" else 0
+        for spec in registry.parameter_specs(kind)
+        if spec.required
+    }
     # the request is otherwise good: without the attack it is accepted
     ok = api.post("/api/v1/jobs/", {**body, "parameters": required}, format="json")
     assert ok.status_code == 202, ok.content
