@@ -116,7 +116,7 @@ def test_mounts_exist_and_paths_agree():
     static_alias = re.search(r"alias\s+(\S+?)/?;", nginx_conf).group(1)
     assert mounts["nginx"]["static"] == static_alias
     assert mounts["nginx"]["./deploy/nginx/correli.conf"].startswith("/etc/nginx/conf.d/")
-    assert "server web:8000" in nginx_conf
+    assert "set $correli_web web:8000;" in nginx_conf
     assert "/media/" not in nginx_conf  # uploaded data only through permission-checked views
     # Named volumes for the database and media survive container rebuilds.
     assert mounts["db"]["pgdata"] == "/var/lib/postgresql/data"
