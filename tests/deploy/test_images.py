@@ -147,3 +147,42 @@ def test_scan_finds_a_planted_ca(built_images, tmp_path):
         assert any("usr/local/share/leaked.crt" in path for path in found), found
     finally:
         _docker("rmi", "-f", tag)
+
+
+def _compose(project: str, *args: str, env_file: str) -> subprocess.CompletedProcess:
+    import os
+
+    root = Path(__file__).resolve().parents[2]
+    command = ["docker-compose", "-p", project, "-f", "docker-compose.yml"]
+    command += ["-f", "docker-compose.offline.yml", *args]
+    env = {**os.environ, "CORRELI_ENV_FILE": env_file, "CORRELI_HTTP_PORT": "18499"}
+    return subprocess.run(
+        command, cwd=root, env=env, capture_output=True, text=True, timeout=180, check=False
+    )
+
+
+@pytest.mark.parametrize(
+    ("service", "line"),
+    [
+        ("web", "correli: refusing to start: SECRET_KEY is still the example value"),
+        ("worker", "correli: refusing to start: SECRET_KEY is still the example value"),
+        ("db", "correli-postgres: refusing to start: POSTGRES_PASSWORD is empty or still"),
+    ],
+)
+def test_compose_refuses_the_example_settings(built_images, service, line):
+    """The stack started with deploy/env.example as it is: each service exits 1 and logs
+    one line naming the problem."""
+    if shutil.which("docker-compose") is None:
+        pytest.skip("docker-compose missing")
+    needed = {"web": "correli-app:latest", "worker": "correli-app:latest"}
+    if needed.get(service, "correli-postgres:latest") not in built_images:
+        pytest.skip("image not built")
+    project = f"correli-refuse-{service}"
+    try:
+        done = _compose(
+            project, "run", "--rm", "--no-deps", "-T", service, env_file="deploy/env.example"
+        )
+        assert done.returncode == 1, (done.returncode, done.stdout[-500:], done.stderr[-500:])
+        assert line in done.stdout + done.stderr
+    finally:
+        _compose(project, "down", "-v", "--remove-orphans", env_file="deploy/env.example")

@@ -55,6 +55,9 @@ class Api:
 
     def __init__(self, token: str | None = None):
         self.session = requests.Session()
+        # One connection per request: a kept-alive connection that the proxy closed while the
+        # suite waited for a job would fail the next POST (which must not be retried blindly).
+        self.session.headers["Connection"] = "close"
         self.server_errors: list[str] = []
         if token:
             self.session.headers["Authorization"] = f"Token {token}"
