@@ -54,10 +54,8 @@ class Api:
     """A requests session bound to the base URL that remembers every 5xx it received."""
 
     def __init__(self, token: str | None = None):
+        # Headers only: every request opens its own connection (see ``request``).
         self.session = requests.Session()
-        # One connection per request: a kept-alive connection that the proxy closed while the
-        # suite waited for a job would fail the next POST (which must not be retried blindly).
-        self.session.headers["Connection"] = "close"
         self.server_errors: list[str] = []
         if token:
             self.session.headers["Authorization"] = f"Token {token}"
@@ -68,7 +66,12 @@ class Api:
     def request(self, method: str, path: str, **kwargs) -> requests.Response:
         kwargs.setdefault("timeout", REQUEST_TIMEOUT_S)
         kwargs.setdefault("allow_redirects", False)
-        response = self.session.request(method, self.url(path), **kwargs)
+        kwargs["headers"] = {**self.session.headers, **kwargs.get("headers", {})}
+        # A fresh connection per request: a kept-alive one that the server or proxy closed
+        # while the suite waited (for a job, a restart) would fail the next POST or PATCH,
+        # which must not be retried blindly.
+        with requests.Session() as once:
+            response = once.request(method, self.url(path), **kwargs)
         if response.status_code >= 500:
             self.server_errors.append(
                 f"{method} {path} -> {response.status_code}: {response.text[:300]}"
@@ -333,7 +336,8 @@ def wait_until(predicate, *, timeout_s: float, what: str, interval_s: float = 2.
 def site_up(api: Api) -> bool:
     """The site answers an authenticated API call (not just nginx)."""
     try:
-        return api.session.get(api.url("/api/v1/projects/"), timeout=10).status_code == 200
+        url = api.url("/api/v1/projects/")
+        return requests.get(url, headers=dict(api.session.headers), timeout=10).status_code == 200
     except requests.RequestException:
         return False
 
