@@ -106,17 +106,16 @@ def test_tus_upload_interrupted_and_resumed(owner_api, project, twin_dir):
     token = owner_api.session.headers["Authorization"].split()[1]
     _interrupted_patch(location, token, first, data[first:], sent=len(data) // 3)
     # The server keeps what arrived (all or part of it); the client resumes from the offset
-    # HEAD reports. The server may still be storing the broken request's bytes when HEAD
-    # answers: a PATCH at a stale offset is refused with 409, and the client asks again.
+    # HEAD reports. The server may still be storing the broken request's bytes: a PATCH then
+    # gets 423 (the upload is being written) or 409 (stale offset), and the client asks again.
     offset = tus_offset(owner_api, location)
     assert first <= offset <= len(data)
     response = None
-    conflicts = 0
+    deadline = time.monotonic() + 120
     while offset < len(data):
         response = tus_patch(owner_api, location, offset, data[offset : offset + (1 << 20)])
-        if response.status_code == 409 and conflicts < 10:
-            conflicts += 1
-            time.sleep(1)
+        if response.status_code in (409, 423) and time.monotonic() < deadline:
+            time.sleep(2)
             offset = tus_offset(owner_api, location)
             continue
         assert response.status_code == 204, (response.status_code, response.text)
