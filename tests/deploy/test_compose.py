@@ -117,6 +117,9 @@ def test_mounts_exist_and_paths_agree():
     assert mounts["nginx"]["static"] == static_alias
     assert mounts["nginx"]["./deploy/nginx/correli.conf"].startswith("/etc/nginx/conf.d/")
     assert "set $correli_web web:8000;" in nginx_conf
+    # every location resolves the web container at request time (no upstream block to go stale)
+    passes = re.findall(r"proxy_pass\s+(\S+);", nginx_conf)
+    assert passes and set(passes) == {"http://$correli_web"}, passes
     assert "/media/" not in nginx_conf  # uploaded data only through permission-checked views
     # Named volumes for the database and media survive container rebuilds.
     assert mounts["db"]["pgdata"] == "/var/lib/postgresql/data"
