@@ -1,10 +1,23 @@
 #!/bin/sh
 # Container entry point: "web" (migrate, then gunicorn) or "worker" (a Celery worker).
+# Both refuse to start with a missing/weak SECRET_KEY or an example database password.
 set -e
 cd /app
 case "${1:-web}" in
+  web | worker) python /app/deploy/check_env.py ;;
+esac
+case "${1:-web}" in
   web)
-    python manage.py migrate --noinput
+    # The database may still be starting (or restarting): retry the migration, bounded.
+    tries=0
+    until python manage.py migrate --noinput; do
+      tries=$((tries + 1))
+      if [ "$tries" -ge "${MIGRATE_RETRIES:-30}" ]; then
+        echo "correli: database not reachable after $tries attempts" >&2
+        exit 1
+      fi
+      sleep 2
+    done
     exec gunicorn config.asgi:application --config /app/deploy/gunicorn.conf.py
     ;;
   worker)

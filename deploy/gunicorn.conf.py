@@ -12,3 +12,6 @@ timeout = int(os.environ.get("GUNICORN_TIMEOUT", "300"))
 accesslog = "-"
 errorlog = "-"
 forwarded_allow_ips = "*"
+# gunicorn's control socket defaults to $HOME/.gunicorn, and the service user cannot write its
+# home (/app); nothing here uses the control interface.
+control_socket_disable = True

@@ -11,7 +11,14 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
-COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+
+
+def with_defaults(text: str) -> str:
+    """The compose file as docker-compose reads it with none of its variables set."""
+    return re.sub(r"\$\{[A-Z_]+:-([^}]*)\}", r"\1", text)
+
+
+COMPOSE = yaml.safe_load(with_defaults((ROOT / "docker-compose.yml").read_text()))
 SERVICES = COMPOSE["services"]
 SETTINGS_SOURCE = "\n".join(
     p.read_text() for p in (ROOT / "platform" / "config" / "settings").glob("*.py")
@@ -57,7 +64,7 @@ def test_web_and_worker_share_one_image_and_their_commands_exist():
 
 def test_dockerfile_copies_and_runs_files_that_exist():
     text = (ROOT / "deploy" / "Dockerfile").read_text()
-    for source in re.findall(r"^COPY\s+(\S+)\s", text, re.M):
+    for source in re.findall(r"^COPY\s+(?!--from)(\S+)\s", text, re.M):
         assert (ROOT / source).exists(), source
     assert 'ENTRYPOINT ["/app/deploy/entrypoint.sh"]' in text
     assert "config.settings.production" in text
@@ -109,7 +116,10 @@ def test_mounts_exist_and_paths_agree():
     static_alias = re.search(r"alias\s+(\S+?)/?;", nginx_conf).group(1)
     assert mounts["nginx"]["static"] == static_alias
     assert mounts["nginx"]["./deploy/nginx/correli.conf"].startswith("/etc/nginx/conf.d/")
-    assert "server web:8000" in nginx_conf
+    assert "set $correli_web web:8000;" in nginx_conf
+    # every location resolves the web container at request time (no upstream block to go stale)
+    passes = re.findall(r"proxy_pass\s+(\S+);", nginx_conf)
+    assert passes and set(passes) == {"http://$correli_web"}, passes
     assert "/media/" not in nginx_conf  # uploaded data only through permission-checked views
     # Named volumes for the database and media survive container rebuilds.
     assert mounts["db"]["pgdata"] == "/var/lib/postgresql/data"
@@ -118,7 +128,7 @@ def test_mounts_exist_and_paths_agree():
 
 def test_web_healthcheck_path_is_served():
     test = " ".join(SERVICES["web"]["healthcheck"]["test"])
-    path = re.search(r"http://127\.0\.0\.1:8000(\S+)", test).group(1)
+    path = re.search(r"http://127\.0\.0\.1:8000([^'\s]+)", test).group(1)
     from config.health import HEALTH_PATH
 
     assert path == HEALTH_PATH
