@@ -1,10 +1,11 @@
 #!/bin/sh
-# Container entry point: "web" (migrate, then gunicorn) or "worker" (a Celery worker).
+# Container entry point: "web" (migrate, then gunicorn), "worker" (a Celery worker) or "beat"
+# (the periodic-task scheduler).
 # Both refuse to start with a missing/weak SECRET_KEY or an example database password.
 set -e
 cd /app
 case "${1:-web}" in
-  web | worker) python /app/deploy/check_env.py ;;
+  web | worker | beat) python /app/deploy/check_env.py ;;
 esac
 case "${1:-web}" in
   web)
@@ -23,6 +24,12 @@ case "${1:-web}" in
   worker)
     exec celery -A config.celery_app worker --loglevel "${LOG_LEVEL:-INFO}" \
       --concurrency "${CELERY_CONCURRENCY:-2}"
+    ;;
+  beat)
+    # Periodic tasks: job liveness (requeue jobs of dead workers), stale partial uploads,
+    # retried file removals. Exactly one beat per stack.
+    exec celery -A config.celery_app beat --loglevel "${LOG_LEVEL:-INFO}" \
+      --schedule /tmp/celerybeat-schedule
     ;;
   *)
     exec "$@"

@@ -37,7 +37,7 @@ def read_env_file(path: Path) -> dict:
 
 
 def test_the_stack_has_the_required_services_with_healthchecks():
-    assert {"web", "worker", "db", "redis", "nginx"} <= set(SERVICES)
+    assert {"web", "worker", "beat", "db", "redis", "nginx"} <= set(SERVICES)
     for name, service in SERVICES.items():
         assert "healthcheck" in service, name
         assert service["healthcheck"]["test"], name
@@ -57,6 +57,8 @@ def test_web_and_worker_share_one_image_and_their_commands_exist():
         assert re.search(rf"^\s*{command}\)", entrypoint, re.M), command
     assert "gunicorn config.asgi:application" in entrypoint
     assert "celery -A config.celery_app worker" in entrypoint
+    assert "celery -A config.celery_app beat" in entrypoint
+    assert SERVICES["beat"]["command"] == ["beat"] and SERVICES["beat"]["image"] == web["image"]
     assert (ROOT / "platform" / "config" / "asgi.py").exists()
     assert (ROOT / "platform" / "config" / "celery_app.py").exists()
     assert (ROOT / "deploy" / "entrypoint.sh").stat().st_mode & 0o111
