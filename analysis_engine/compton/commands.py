@@ -71,6 +71,8 @@ def _mask_array(mask: Any, shape: tuple[int, int]) -> np.ndarray:
             f"mask has shape {arr.shape} but the spectra have {shape[0]} x {shape[1]} pixels; "
             "expected a 2D mask on the Compton pixel grid (nonzero = inside)"
         )
+    if arr.dtype.kind in "fc":
+        return np.isfinite(arr) & (arr != 0)  # NaN (no value) is outside
     return arr != 0
 
 
@@ -231,9 +233,11 @@ def run_compton(
         Per-region attenuation correction factor multiplying S (paper: 1.015, 1.010, 1.005
         for regions 1-3) before calibration.
     mask : path spec, array or None
-        (rows, cols) region mask, nonzero inside (e.g. the XCT cathode footprint of one depth
-        region); any ``read_array`` spec. Default: every pixel. Bad pixels (the file's
-        ``/bad_pixels``, dead and noisy ones) are always excluded.
+        (rows, cols) region mask, nonzero inside, NaN outside (e.g. the registered XCT cathode
+        footprint of one depth region, ``correlation.h5:/region_<k>/cathode_mask`` written by
+        ``correlate``); any ``read_array`` spec. Pixels outside are NaN in every map and left
+        out of the summed spectrum, J(p_z), S and Li of the region. Default: every pixel. Bad
+        pixels (the file's ``/bad_pixels``, dead and noisy ones) are always excluded.
     low_window_au, high_window_au : (float, float)
         ``|p_z|`` windows of S_L and S_H (Eqs. 8-9).
     klein_nishina : bool
@@ -257,7 +261,8 @@ def run_compton(
     dict
         Summary: ``s_total`` (S_L / S_H summed over valid in-mask pixels), ``s_total_sigma``,
         ``li_total``, ``li_total_sigma``, ``uncertainty_budget`` (sigma of li_total from
-        counting, calibration, energy scale and resolution), ``s_mean``, ``s_std``,
+        counting, calibration, energy scale and resolution), ``mask`` (``given``: whether a
+        mask was given, ``pixels_inside``: its pixels), ``s_mean``, ``s_std``,
         ``li_mean``, ``li_std``, ``pixels``, ``pixels_valid``, ``pixels_flagged``,
         ``pixels_bad``, ``counts_total``, ``peak_center_kev``, ``peak_fwhm_kev``,
         ``calibration`` (with ``is_default``), ``geometry``, ``background``,
@@ -304,6 +309,7 @@ def run_compton(
         angles = np.full((rows, cols), float(angle_deg))
     kw = {"incident_kev": incident_kev, "angle_deg": angle_deg}
     inside = _mask_array(mask, (rows, cols))
+    mask_info = {"given": mask is not None, "pixels_inside": int(inside.sum())}
     fwhm_map = _pixel_map(resolution_fwhm, (rows, cols), "resolution (FWHM) map")
     fwhm_source = "given" if fwhm_map is not None else None
     if fwhm_map is None and isinstance(attrs.get("resolution_fwhm_kev"), np.ndarray):
@@ -553,6 +559,7 @@ def run_compton(
         "s_std": float(np.std(s_map[valid])),
         "li_mean": float(np.mean(li_map[valid])),
         "li_std": float(np.std(li_map[valid])),
+        "mask": mask_info,
         "pixels": int(inside.sum()),
         "pixels_valid": int(valid.sum()),
         "pixels_flagged": int(np.count_nonzero(flags[inside])),

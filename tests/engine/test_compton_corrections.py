@@ -419,3 +419,80 @@ def test_compton_calibrate_command(tmp_path, pinhole_spectra, capsys):
     summary = run_compton(tmp_path / "st1.h5", tmp_path / "n.h5", fit_peaks=False, calibration=out)
     assert summary["li_total"] == pytest.approx((summary["s_total"] - intercept) / slope)
     assert summary["uncertainty_budget"]["calibration"] > 0
+
+
+def _two_gaussian_s(w_v):
+    """Closed-form S (windows 0-1 and 1-5 a.u.) of w_v G(SIG_V) + (1 - w_v) G(SIG_C)."""
+
+    def part(s, lo, hi):
+        return erf(hi / (s * np.sqrt(2))) - erf(lo / (s * np.sqrt(2)))
+
+    low = w_v * part(SIG_V, 0, 1) + (1 - w_v) * part(SIG_C, 0, 1)
+    high = w_v * part(SIG_V, 1, 5) + (1 - w_v) * part(SIG_C, 1, 5)
+    return low / high
+
+
+def test_cathode_mask_restricts_s_li_spectrum_and_profile_to_the_footprint(tmp_path):
+    """Pixels outside a planted footprint carry another profile (lower S) and 3x the counts:
+    with the mask, S, Li, the summed spectrum and J(p_z) are those of the inside profile."""
+    import h5py
+
+    from analysis_engine.compton.commands import run_compton
+
+    w_in, w_out = 0.55, 0.15
+    centres = np.arange(70.0, 114.0, 0.05) + 0.025
+    edges = np.concatenate([centres - 0.025, [centres[-1] + 0.025]])
+    p = pz_eq6(FINE, 90.0)
+    dpde = np.gradient(p, FINE)
+
+    def spectrum(w_v, counts):
+        g = lambda s: np.exp(-0.5 * (p / s) ** 2) / (s * np.sqrt(2 * np.pi))  # noqa: E731
+        return bin_counts((w_v * g(SIG_V) + (1 - w_v) * g(SIG_C)) * dpde, edges) * counts
+
+    yy, xx = np.mgrid[0:9, 0:9]
+    footprint = np.hypot(yy - 4, xx - 4) <= 2.6  # 21 pixels
+    cube = (
+        np.where(
+            footprint[..., None],
+            spectrum(w_in, 2.0e6)[None, None],
+            spectrum(w_out, 6.0e6)[None, None],
+        )
+        .round()
+        .astype(np.uint32)
+    )
+    src = tmp_path / "spectra.h5"
+    with h5py.File(src, "w") as f:
+        f["energy_bins"] = centres
+        f["pixel_histograms"] = cube
+    corr = tmp_path / "correlation.h5"
+    with h5py.File(corr, "w") as f:  # the layout correlate writes
+        f["region_1/cathode_mask"] = footprint.astype(np.uint8)
+
+    common = {"background": "none", "fit_peaks": False, "min_counts": 10.0}
+    masked = run_compton(src, tmp_path / "m.h5", mask=f"{corr}:/region_1/cathode_mask", **common)
+    whole = run_compton(src, tmp_path / "w.h5", **common)
+
+    s_in, s_out = _two_gaussian_s(w_in), _two_gaussian_s(w_out)
+    assert masked["s_total"] == pytest.approx(s_in, rel=1e-4)
+    assert masked["li_total"] == pytest.approx((s_in - 0.650) / 2.309, abs=2e-3)
+    assert masked["mask"] == {"given": True, "pixels_inside": 21}
+    assert masked["pixels"] == 21
+    # without the mask the outside profile dominates: S lies between the two, far from s_in
+    assert s_out < whole["s_total"] < s_in - 0.3 * (s_in - s_out)
+    assert whole["mask"]["given"] is False
+
+    with h5py.File(tmp_path / "m.h5") as f:
+        for name in ("s_parameter", "li_stoichiometry", "compton_counts"):
+            m = f[name][()]
+            assert np.all(np.isnan(m[~footprint])), name
+            assert np.all(np.isfinite(m[footprint])), name
+        np.testing.assert_allclose(f["s_parameter"][()][footprint], s_in, rtol=2e-3)
+        np.testing.assert_allclose(f["summed_spectrum"][()], cube[footprint].sum(axis=0))
+        pz, j = f["profile/pz_au"][()], f["profile/j"][()]
+    # J(p_z) of the footprint, area 1 over |p_z| < 5 a.u.: the inside profile
+    g = lambda s: np.exp(-0.5 * (pz / s) ** 2) / (s * np.sqrt(2 * np.pi))  # noqa: E731
+    planted = w_in * g(SIG_V) + (1 - w_in) * g(SIG_C)
+    window = np.abs(pz) < 5
+    planted /= np.trapezoid(np.where(window, planted, 0.0), pz)
+    core = np.abs(pz) < 3
+    np.testing.assert_allclose(j[core], planted[core], atol=0.01 * planted.max())
