@@ -12,7 +12,7 @@ are checked against ``ground_truth.json``:
   noise-free summed spectrum (charge sharing biases S by about -2.6 %; measured -0.002 ..
   -0.028), discharged > charged in every region and the DIT discharged gradient region 1 >
   region 3; the masked compton stage (inside correlate's registered cathode footprint) within
-  0.05 of the same closed form over the planted footprint (``li_footprint_expected``) and
+  0.06 of the same closed form over the planted footprint (``li_footprint_expected``) and
   closer to the planted cathode Li than the whole field in every region and state;
 - tortuosity (transport table): DIT through-plane below in-plane in every region (vertical
   channels joined by sparse bridges), both finite (measured through 1.25 / 1.45 / 3.0,
@@ -35,6 +35,11 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.django_db(t
 
 POROSITY_TOL = 0.04
 LI_TOL = 0.05
+# the masked stage: the footprint registered from the segmented XCT differs from the planted one
+# at its edge (measured 0.98 - 1.00 of the pixels agree, up to 10 % more pixels), and the
+# discharged regions read 0.03 - 0.045 low from tailing and charge sharing (measured on the
+# small twin with the planted segmentation: -0.034 .. -0.045)
+LI_TOL_MASKED = 0.06
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +108,8 @@ def test_small_twin_end_to_end(celery_worker_process, twin_dir, owner, project, 
             masked = res.summary["mask"]["given"]
             (li_masked if masked else li)[(state, res.region)] = res.summary["li_total"]
             expected = planted["li_footprint_expected" if masked else "li_summed_expected"]
-            assert res.summary["li_total"] == pytest.approx(expected, abs=LI_TOL), (
+            tol = LI_TOL_MASKED if masked else LI_TOL
+            assert res.summary["li_total"] == pytest.approx(expected, abs=tol), (
                 key, state, region, masked,
             )  # fmt: skip
         assert len(li) == 6 and len(li_masked) == 6
@@ -172,7 +178,7 @@ def test_small_twin_end_to_end(celery_worker_process, twin_dir, owner, project, 
             region = cell_truth["xcsi"][row["state"]][str(row["region"])]
             planted = region["li_footprint_expected"]
             assert row["stage"] == "masked"
-            assert row["s"] is not None and row["li"] == pytest.approx(planted, abs=LI_TOL)
+            assert row["s"] is not None and row["li"] == pytest.approx(planted, abs=LI_TOL_MASKED)
             assert row["li_unmasked"] == pytest.approx(region["li_summed_expected"], abs=LI_TOL)
             lines.append(
                 f"{key} {row['state']:10s} r{row['region']} S {row['s']:.4f} Li {row['li']:.3f}"
