@@ -178,6 +178,7 @@ def run_compton(
     eta: float | None = None,
     energy_scale_sigma_kev: float = 0.05,
     resolution_sigma_fraction: float = 0.05,
+    refine_energy_scale: bool = False,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
     """S-parameter, Li stoichiometry and Compton peak maps from per-pixel spectra.
@@ -198,7 +199,8 @@ def run_compton(
         (when a FWHM map is given), ``/s_measured`` and ``/non_cathode_fraction`` (when a
         porosity map is given), ``/profile/pz_au``, ``/profile/j``, ``/profile/j_sigma``
         (J(p_z) of the in-mask pixels, each on its own p_z scale, area 1 over |p_z| < 5 a.u.),
-        ``/summed_spectrum``, ``/energy_bins``.
+        ``/summed_spectrum``, ``/energy_bins``, ``/energy_offset_kev`` (with
+        ``refine_energy_scale``).
     incident_kev, angle_deg : float
         Beam energy (keV) and scattering angle (deg) for Eq. 6 when no geometry is known.
     geometry : path to a JSON file, dict or None
@@ -254,6 +256,12 @@ def run_compton(
         Standard error of the per-pixel energy calibration, for the uncertainty budget.
     resolution_sigma_fraction : float
         Relative standard error of the FWHM map, for the uncertainty budget.
+    refine_energy_scale : bool
+        Refine each pixel's energy scale from its fitted peak centre: the offset of the
+        pseudo-Voigt centre from the pixel's Compton line energy (Eq. 6 at its angle; the
+        centre of a symmetric J(p_z) sits within 0.004 keV of it) moves that pixel's windows,
+        side bands and p_z scale (``/energy_offset_kev``). Pixels whose fit failed take the
+        median offset. Needs ``fit_peaks``; not with ``klein_nishina``.
     progress : callable(fraction, message), optional
 
     Returns
@@ -266,7 +274,9 @@ def run_compton(
         ``li_mean``, ``li_std``, ``pixels``, ``pixels_valid``, ``pixels_flagged``,
         ``pixels_bad``, ``counts_total``, ``peak_center_kev``, ``peak_fwhm_kev``,
         ``calibration`` (with ``is_default``), ``geometry``, ``background``,
-        ``resolution_correction``, ``matrix_correction``, ``attenuation``, windows.
+        ``resolution_correction``, ``energy_scale`` (``refined``; with refinement the mean and
+        spread of the offsets and the pixels that took the median), ``matrix_correction``,
+        ``attenuation``, windows.
 
     Raises
     ------
@@ -328,6 +338,11 @@ def run_compton(
             "klein_nishina applies to uncorrected spectra only; use it with background='none' "
             "and no geometry"
         )
+    if refine_energy_scale and (klein_nishina or not fit_peaks):
+        raise EngineInputError(
+            "refine_energy_scale needs the per-pixel peak fits (fit_peaks) and does not apply "
+            "with klein_nishina"
+        )
     bad = find_bad_pixels(cube.sum(axis=2, dtype=np.float64))
     file_bad = attrs.get("bad_pixels")
     if isinstance(file_bad, np.ndarray) and file_bad.shape == bad.shape:
@@ -337,6 +352,30 @@ def run_compton(
         raise EngineInputError(
             "the mask selects no usable pixels: all are outside it, dead (zero counts) or bad"
         )
+
+    line_map = np.where(
+        np.isfinite(angles),
+        incident_kev
+        / (1 + incident_kev / ELECTRON_REST_ENERGY_KEV * (1 - np.cos(np.deg2rad(angles)))),
+        np.nan,
+    )
+    fits = None
+    offset_map = None
+    energy_scale: dict[str, Any] = {"refined": False}
+    if refine_energy_scale:
+        report(0.1, f"fitting the Compton peak in {int(inside.sum())} pixels (energy scale)")
+        fits = fit_compton_peaks(cube[inside], energy, eta=eta, min_counts=2.0 * min_counts, **kw)
+        delta = fits.center_kev - line_map[inside]
+        ok = (fits.flags == 0) & np.isfinite(delta)
+        fallback = float(np.median(delta[ok])) if ok.any() else 0.0
+        offset_map = np.zeros((rows, cols))
+        offset_map[inside] = np.where(ok, delta, fallback)
+        energy_scale = {
+            "refined": True,
+            "offset_mean_kev": float(np.mean(offset_map[inside])),
+            "offset_std_kev": float(np.std(offset_map[inside])),
+            "pixels_median_offset": int(np.count_nonzero(~ok)),
+        }
 
     report(0.15, "S-parameter per pixel")
     corr = {
@@ -356,6 +395,7 @@ def run_compton(
             resolution_fwhm_kev=fwhm,
             reference_fwhm_kev=reference_fwhm_kev,
             min_counts=min_counts,
+            energy_offset_kev=offset_map,
             **corr,
         )
 
@@ -466,12 +506,6 @@ def run_compton(
 
     summed = cube[inside].sum(axis=0, dtype=np.float64)
     profile = _region_profile(cube, energy, inside, angles, incident_kev, high_window_au)
-    line_map = np.where(
-        np.isfinite(angles),
-        incident_kev
-        / (1 + incident_kev / ELECTRON_REST_ENERGY_KEV * (1 - np.cos(np.deg2rad(angles)))),
-        np.nan,
-    )
     datasets: dict[str, Any] = {
         "/s_parameter": s_map.astype(np.float32),
         "/s_parameter_sigma": s_sigma.astype(np.float32),
@@ -516,6 +550,8 @@ def run_compton(
             "s_change_std_pct": float(100 * np.nanstd(change)) if change.size else None,
             "pixels_too_broad": int(np.count_nonzero(flags[inside] & FLAG_RESOLUTION)),
         }
+    if offset_map is not None:
+        datasets["/energy_offset_kev"] = np.where(inside, offset_map, np.nan).astype(np.float32)
     if non_cathode is not None:
         datasets["/s_measured"] = (np.where(inside, s_raw, np.nan) * attenuation).astype(np.float32)
         datasets["/non_cathode_fraction"] = np.where(inside, non_cathode, np.nan).astype(np.float32)
@@ -530,7 +566,10 @@ def run_compton(
                 "peak_fwhm_kev": float(single.fwhm_kev),
                 "peak_eta": float(single.eta),
             }
-        fits = fit_compton_peaks(cube[inside], energy, eta=eta, min_counts=2.0 * min_counts, **kw)
+        if fits is None:
+            fits = fit_compton_peaks(
+                cube[inside], energy, eta=eta, min_counts=2.0 * min_counts, **kw
+            )
         for name, values in (
             ("/peak_center_kev", fits.center_kev),
             ("/peak_center_sigma_kev", fits.center_sigma_kev),
@@ -579,6 +618,7 @@ def run_compton(
             "counts_high": float(np.sum(smap.background_high[valid])) if smap is not None else 0.0,
         },
         "resolution_correction": resolution_info,
+        "energy_scale": energy_scale,
         "matrix_correction": matrix_info,
         "attenuation": float(attenuation),
         "incident_kev": float(incident_kev),
