@@ -466,9 +466,13 @@ def corrected_s_parameter(
     if not np.all(np.isfinite(keys)):
         raise EngineInputError("the angle map has non-finite entries")
     # one group per (angle, energy offset): they share their window weights
-    pairs, inverse = np.unique(np.stack([keys, offsets], axis=1), axis=0, return_inverse=True)
+    if energy_offset_kev is None:
+        unique, inverse = np.unique(keys, return_inverse=True)
+        shift = np.zeros(unique.size)
+    else:
+        pairs, inverse = np.unique(np.stack([keys, offsets], axis=1), axis=0, return_inverse=True)
+        unique, shift = pairs[:, 0], pairs[:, 1]
     inverse = inverse.ravel()
-    unique, shift = pairs[:, 0], pairs[:, 1]
     outer = max(high[1], band[1]) if mode != "none" else high[1]
     # window and band edges of every angle group at once (Eq. 6 inverted)
     pz_nodes = np.array(sorted({-outer, outer, *(-v for v in low + high), *low, *high, 0.0}))
