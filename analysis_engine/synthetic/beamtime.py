@@ -674,6 +674,10 @@ def _truth_header(tw: TwinSize, size: str, seed: int) -> dict[str, Any]:
             "li_porosity_correlation": {"dit": "positive", "sc": "none (null cell)"},
         },
         "pipeline_parameters": {
+            # the Compton pixel at the sample is known (0.27 mm, the planted scale is 1): with
+            # a free scale the registration enlarges the DIT footprint by 4-12 % towards the
+            # electrolyte ring, which the counts image also shows, and the cathode mask with it
+            "correlate": {"allow_scale": False},
             "segment": {
                 "opening_radius": 2.0,
                 "fill_radius": tw.mask_fill_radius,

@@ -87,6 +87,18 @@ def test_small_twin_end_to_end(celery_worker_process, twin_dir, owner, project, 
         body = client.get(f"/api/v1/jobs/{job_id}/").json()
         assert body["status"] == "succeeded"
 
+    for key, cell_truth in truth["cells"].items():  # every Li first, for the log
+        for res in Result.objects.filter(cell=cells[cell_truth["name"]], kind="compton"):
+            planted = cell_truth["xcsi"][res.charge_state.state][str(res.region)]
+            print(
+                f"{key} {res.charge_state.state} r{res.region} "
+                f"{'masked' if res.summary['mask']['given'] else 'whole'}: Li "
+                f"{res.summary['li_total']:.3f}, whole-field expected "
+                f"{planted['li_summed_expected']:.3f}, footprint expected "
+                f"{planted['li_footprint_expected']:.3f}, planted cathode {planted['li_mean']:.3f}, "
+                f"pixels {res.summary['mask']['pixels_inside']}"
+            )
+
     for key, cell_truth in truth["cells"].items():
         cell = cells[cell_truth["name"]]
         results = Result.objects.filter(cell=cell).select_related("charge_state")
@@ -101,17 +113,17 @@ def test_small_twin_end_to_end(celery_worker_process, twin_dir, owner, project, 
                 assert got[0] > got[1] > got[2]
         # Li stoichiometry per state and region: the whole field, then inside the cathode
         # footprint that correlate registered (the masked stage), closer to the planted Li
-        li, li_masked = {}, {}
+        li, li_masked, checks = {}, {}, []
         for res in (r for r in results if r.kind == "compton"):
             state, region = res.charge_state.state, str(res.region)
             planted = cell_truth["xcsi"][state][region]
             masked = res.summary["mask"]["given"]
             (li_masked if masked else li)[(state, res.region)] = res.summary["li_total"]
             expected = planted["li_footprint_expected" if masked else "li_summed_expected"]
+            checks.append((key, state, region, masked, res.summary["li_total"], expected))
+        for key_, state, region, masked, value, expected in checks:
             tol = LI_TOL_MASKED if masked else LI_TOL
-            assert res.summary["li_total"] == pytest.approx(expected, abs=tol), (
-                key, state, region, masked,
-            )  # fmt: skip
+            assert value == pytest.approx(expected, abs=tol), (key_, state, region, masked)
         assert len(li) == 6 and len(li_masked) == 6
         for (state, r), value in li_masked.items():
             planted = cell_truth["xcsi"][state][str(r)]["li_mean"]
