@@ -71,6 +71,8 @@ def _mask_array(mask: Any, shape: tuple[int, int]) -> np.ndarray:
             f"mask has shape {arr.shape} but the spectra have {shape[0]} x {shape[1]} pixels; "
             "expected a 2D mask on the Compton pixel grid (nonzero = inside)"
         )
+    if arr.dtype.kind in "fc":
+        return np.isfinite(arr) & (arr != 0)  # NaN (no value) is outside
     return arr != 0
 
 
@@ -176,6 +178,7 @@ def run_compton(
     eta: float | None = None,
     energy_scale_sigma_kev: float = 0.05,
     resolution_sigma_fraction: float = 0.05,
+    refine_energy_scale: bool = False,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
     """S-parameter, Li stoichiometry and Compton peak maps from per-pixel spectra.
@@ -196,7 +199,8 @@ def run_compton(
         (when a FWHM map is given), ``/s_measured`` and ``/non_cathode_fraction`` (when a
         porosity map is given), ``/profile/pz_au``, ``/profile/j``, ``/profile/j_sigma``
         (J(p_z) of the in-mask pixels, each on its own p_z scale, area 1 over |p_z| < 5 a.u.),
-        ``/summed_spectrum``, ``/energy_bins``.
+        ``/summed_spectrum``, ``/energy_bins``, ``/energy_offset_kev`` (with
+        ``refine_energy_scale``).
     incident_kev, angle_deg : float
         Beam energy (keV) and scattering angle (deg) for Eq. 6 when no geometry is known.
     geometry : path to a JSON file, dict or None
@@ -231,9 +235,11 @@ def run_compton(
         Per-region attenuation correction factor multiplying S (paper: 1.015, 1.010, 1.005
         for regions 1-3) before calibration.
     mask : path spec, array or None
-        (rows, cols) region mask, nonzero inside (e.g. the XCT cathode footprint of one depth
-        region); any ``read_array`` spec. Default: every pixel. Bad pixels (the file's
-        ``/bad_pixels``, dead and noisy ones) are always excluded.
+        (rows, cols) region mask, nonzero inside, NaN outside (e.g. the registered XCT cathode
+        footprint of one depth region, ``correlation.h5:/region_<k>/cathode_mask`` written by
+        ``correlate``); any ``read_array`` spec. Pixels outside are NaN in every map and left
+        out of the summed spectrum, J(p_z), S and Li of the region. Default: every pixel. Bad
+        pixels (the file's ``/bad_pixels``, dead and noisy ones) are always excluded.
     low_window_au, high_window_au : (float, float)
         ``|p_z|`` windows of S_L and S_H (Eqs. 8-9).
     klein_nishina : bool
@@ -250,6 +256,12 @@ def run_compton(
         Standard error of the per-pixel energy calibration, for the uncertainty budget.
     resolution_sigma_fraction : float
         Relative standard error of the FWHM map, for the uncertainty budget.
+    refine_energy_scale : bool
+        Refine each pixel's energy scale from its fitted peak centre: the offset of the
+        pseudo-Voigt centre from the pixel's Compton line energy (Eq. 6 at its angle; the
+        centre of a symmetric J(p_z) sits within 0.004 keV of it) moves that pixel's windows,
+        side bands and p_z scale (``/energy_offset_kev``). Pixels whose fit failed take the
+        median offset. Needs ``fit_peaks``; not with ``klein_nishina``.
     progress : callable(fraction, message), optional
 
     Returns
@@ -257,11 +269,14 @@ def run_compton(
     dict
         Summary: ``s_total`` (S_L / S_H summed over valid in-mask pixels), ``s_total_sigma``,
         ``li_total``, ``li_total_sigma``, ``uncertainty_budget`` (sigma of li_total from
-        counting, calibration, energy scale and resolution), ``s_mean``, ``s_std``,
+        counting, calibration, energy scale and resolution), ``mask`` (``given``: whether a
+        mask was given, ``pixels_inside``: its pixels), ``s_mean``, ``s_std``,
         ``li_mean``, ``li_std``, ``pixels``, ``pixels_valid``, ``pixels_flagged``,
         ``pixels_bad``, ``counts_total``, ``peak_center_kev``, ``peak_fwhm_kev``,
         ``calibration`` (with ``is_default``), ``geometry``, ``background``,
-        ``resolution_correction``, ``matrix_correction``, ``attenuation``, windows.
+        ``resolution_correction``, ``energy_scale`` (``refined``; with refinement the mean and
+        spread of the offsets and the pixels that took the median), ``matrix_correction``,
+        ``attenuation``, windows.
 
     Raises
     ------
@@ -304,6 +319,7 @@ def run_compton(
         angles = np.full((rows, cols), float(angle_deg))
     kw = {"incident_kev": incident_kev, "angle_deg": angle_deg}
     inside = _mask_array(mask, (rows, cols))
+    mask_info = {"given": mask is not None, "pixels_inside": int(inside.sum())}
     fwhm_map = _pixel_map(resolution_fwhm, (rows, cols), "resolution (FWHM) map")
     fwhm_source = "given" if fwhm_map is not None else None
     if fwhm_map is None and isinstance(attrs.get("resolution_fwhm_kev"), np.ndarray):
@@ -322,6 +338,11 @@ def run_compton(
             "klein_nishina applies to uncorrected spectra only; use it with background='none' "
             "and no geometry"
         )
+    if refine_energy_scale and (klein_nishina or not fit_peaks):
+        raise EngineInputError(
+            "refine_energy_scale needs the per-pixel peak fits (fit_peaks) and does not apply "
+            "with klein_nishina"
+        )
     bad = find_bad_pixels(cube.sum(axis=2, dtype=np.float64))
     file_bad = attrs.get("bad_pixels")
     if isinstance(file_bad, np.ndarray) and file_bad.shape == bad.shape:
@@ -331,6 +352,30 @@ def run_compton(
         raise EngineInputError(
             "the mask selects no usable pixels: all are outside it, dead (zero counts) or bad"
         )
+
+    line_map = np.where(
+        np.isfinite(angles),
+        incident_kev
+        / (1 + incident_kev / ELECTRON_REST_ENERGY_KEV * (1 - np.cos(np.deg2rad(angles)))),
+        np.nan,
+    )
+    fits = None
+    offset_map = None
+    energy_scale: dict[str, Any] = {"refined": False}
+    if refine_energy_scale:
+        report(0.1, f"fitting the Compton peak in {int(inside.sum())} pixels (energy scale)")
+        fits = fit_compton_peaks(cube[inside], energy, eta=eta, min_counts=2.0 * min_counts, **kw)
+        delta = fits.center_kev - line_map[inside]
+        ok = (fits.flags == 0) & np.isfinite(delta)
+        fallback = float(np.median(delta[ok])) if ok.any() else 0.0
+        offset_map = np.zeros((rows, cols))
+        offset_map[inside] = np.where(ok, delta, fallback)
+        energy_scale = {
+            "refined": True,
+            "offset_mean_kev": float(np.mean(offset_map[inside])),
+            "offset_std_kev": float(np.std(offset_map[inside])),
+            "pixels_median_offset": int(np.count_nonzero(~ok)),
+        }
 
     report(0.15, "S-parameter per pixel")
     corr = {
@@ -350,6 +395,7 @@ def run_compton(
             resolution_fwhm_kev=fwhm,
             reference_fwhm_kev=reference_fwhm_kev,
             min_counts=min_counts,
+            energy_offset_kev=offset_map,
             **corr,
         )
 
@@ -460,12 +506,6 @@ def run_compton(
 
     summed = cube[inside].sum(axis=0, dtype=np.float64)
     profile = _region_profile(cube, energy, inside, angles, incident_kev, high_window_au)
-    line_map = np.where(
-        np.isfinite(angles),
-        incident_kev
-        / (1 + incident_kev / ELECTRON_REST_ENERGY_KEV * (1 - np.cos(np.deg2rad(angles)))),
-        np.nan,
-    )
     datasets: dict[str, Any] = {
         "/s_parameter": s_map.astype(np.float32),
         "/s_parameter_sigma": s_sigma.astype(np.float32),
@@ -510,6 +550,8 @@ def run_compton(
             "s_change_std_pct": float(100 * np.nanstd(change)) if change.size else None,
             "pixels_too_broad": int(np.count_nonzero(flags[inside] & FLAG_RESOLUTION)),
         }
+    if offset_map is not None:
+        datasets["/energy_offset_kev"] = np.where(inside, offset_map, np.nan).astype(np.float32)
     if non_cathode is not None:
         datasets["/s_measured"] = (np.where(inside, s_raw, np.nan) * attenuation).astype(np.float32)
         datasets["/non_cathode_fraction"] = np.where(inside, non_cathode, np.nan).astype(np.float32)
@@ -524,7 +566,10 @@ def run_compton(
                 "peak_fwhm_kev": float(single.fwhm_kev),
                 "peak_eta": float(single.eta),
             }
-        fits = fit_compton_peaks(cube[inside], energy, eta=eta, min_counts=2.0 * min_counts, **kw)
+        if fits is None:
+            fits = fit_compton_peaks(
+                cube[inside], energy, eta=eta, min_counts=2.0 * min_counts, **kw
+            )
         for name, values in (
             ("/peak_center_kev", fits.center_kev),
             ("/peak_center_sigma_kev", fits.center_sigma_kev),
@@ -553,6 +598,7 @@ def run_compton(
         "s_std": float(np.std(s_map[valid])),
         "li_mean": float(np.mean(li_map[valid])),
         "li_std": float(np.std(li_map[valid])),
+        "mask": mask_info,
         "pixels": int(inside.sum()),
         "pixels_valid": int(valid.sum()),
         "pixels_flagged": int(np.count_nonzero(flags[inside])),
@@ -572,6 +618,7 @@ def run_compton(
             "counts_high": float(np.sum(smap.background_high[valid])) if smap is not None else 0.0,
         },
         "resolution_correction": resolution_info,
+        "energy_scale": energy_scale,
         "matrix_correction": matrix_info,
         "attenuation": float(attenuation),
         "incident_kev": float(incident_kev),

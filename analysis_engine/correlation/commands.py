@@ -38,6 +38,10 @@ __all__ = ["COMMANDS", "run_correlate"]
 
 Progress = Callable[[float, str], None] | None
 
+#: A Compton pixel belongs to the cathode footprint of a region when at least this fraction of
+#: its column through the region's slab is electrode (material and pores).
+DEFAULT_CATHODE_FRACTION = 0.5
+
 
 def _read_segmentation(xct_path: str | Path):
     with open_hdf5(xct_path, what="segmented XCT file") as f:
@@ -77,6 +81,7 @@ def run_correlate(
     allow_scale: bool = True,
     min_quality: float = DEFAULT_MIN_QUALITY,
     n_bins: int = 8,
+    cathode_fraction: float = DEFAULT_CATHODE_FRACTION,
     progress: Progress = None,
 ) -> dict:
     """Correlate Li stoichiometry with XCT porosity region by region (``correlate`` CLI).
@@ -90,8 +95,11 @@ def run_correlate(
         per depth region, region 1 (separator side, index 0 of the thickness axis) first.
         The number of files sets the number of regions.
     output_path
-        HDF5 file: per region ``/region_<k>/porosity``, ``/material_density`` (registered onto
-        the Compton grid), ``/overlay`` (porosity times the Compton mask), ``/li_stoichiometry``,
+        HDF5 file: per region ``/region_<k>/porosity``, ``/material_density``,
+        ``/electrode_fraction`` (registered onto the Compton grid), ``/cathode_mask`` (uint8 on
+        the Compton grid, 1 where ``electrode_fraction >= cathode_fraction``: the registered
+        XCT cathode footprint that a masked ``compton --mask`` run uses), ``/overlay``
+        (porosity times the Compton mask), ``/li_stoichiometry``,
         ``/pairs`` (n, 2) [porosity, Li], ``/transform`` (3 x 3), ``/xct_porosity``,
         ``/xct_material_density`` (before registration), plus ``/li_gradient_pct``. The Plotly
         figures are returned in the summary, not written.
@@ -109,6 +117,9 @@ def run_correlate(
         registration fails raises.
     n_bins
         Bins of the porosity-Li trend.
+    cathode_fraction
+        Electrode volume fraction of a Compton pixel's column through the slab (0..1] from
+        which the pixel is inside the region's cathode footprint (``/region_<k>/cathode_mask``).
     progress
         Optional ``progress(fraction, message)``.
 
@@ -117,15 +128,21 @@ def run_correlate(
     dict
         ``regions``: per region the transform, ``quality``, ``pearson_r``, ``pearson_p``,
         ``spearman_rho``, ``spearman_p``, ``n``, ``porosity_mean``, ``li_mean``,
-        ``xct_porosity`` (slab porosity before registration); ``li_gradient_pct`` (change of
+        ``xct_porosity`` (slab porosity before registration), ``cathode_pixels`` (pixels in the
+        footprint); ``li_gradient_pct`` (change of
         the mean Li from each region to the next), ``figures`` (Plotly JSON per region).
 
     Raises
     ------
     EngineInputError
-        Missing datasets or voxel size, empty masks, failed registration, no overlap.
+        Missing datasets or voxel size, empty masks, failed registration, no overlap, a
+        cathode fraction outside (0, 1], an empty cathode footprint.
     """
     report = progress or (lambda fraction, message: None)
+    if not (0.0 < cathode_fraction <= 1.0):
+        raise EngineInputError(
+            f"cathode_fraction must be a volume fraction in (0, 1], got {cathode_fraction}"
+        )
     compton_paths = list(compton_paths)
     if not compton_paths:
         raise EngineInputError("give one Compton map file per depth region (at least one)")
@@ -180,6 +197,13 @@ def run_correlate(
             raise RegistrationError(f"region {k + 1}: {exc}") from None
         porosity = apply_transform(maps.porosity[k], counts.shape, reg.transform)
         density_reg = apply_transform(density, counts.shape, reg.transform)
+        fraction_reg = apply_transform(maps.electrode_fraction[k], counts.shape, reg.transform)
+        cathode = np.nan_to_num(fraction_reg, nan=0.0) >= cathode_fraction
+        if not cathode.any():
+            raise EngineInputError(
+                f"region {k + 1}: no Compton pixel is at least {cathode_fraction:g} electrode "
+                "after registration: the cathode footprint is empty"
+            )
         over = overlay(porosity, li)
         try:
             corr = correlate_maps(over, li, n_bins=n_bins)
@@ -191,6 +215,8 @@ def run_correlate(
             {
                 f"/{name}/porosity": porosity,
                 f"/{name}/material_density": density_reg,
+                f"/{name}/electrode_fraction": fraction_reg,
+                f"/{name}/cathode_mask": cathode.astype(np.uint8),
                 f"/{name}/overlay": over,
                 f"/{name}/li_stoichiometry": li,
                 f"/{name}/pairs": np.column_stack([corr.x, corr.y]),
@@ -211,6 +237,7 @@ def run_correlate(
                 "porosity_mean": corr.x_mean,
                 "li_mean": li_means[-1],
                 "xct_porosity": float(maps.porosity_by_region[k]),
+                "cathode_pixels": int(cathode.sum()),
                 "trend": corr.to_dict()["trend"],
             }
         )
@@ -222,6 +249,7 @@ def run_correlate(
         "porosity_by_region": maps.porosity_by_region.tolist(),
         "voxel_size_um": voxel,
         "compton_pixel_um": compton_pixel_um,
+        "cathode_fraction": cathode_fraction,
     }
     report(0.95, f"writing {Path(output_path).name}")
     write_hdf5(
@@ -232,6 +260,7 @@ def run_correlate(
                 "convention": TRANSFORM_CONVENTION,
                 "voxel_size_um": voxel,
                 "compton_pixel_um": compton_pixel_um,
+                "cathode_fraction": cathode_fraction,
             }
         },
     )

@@ -9,6 +9,10 @@ need no bounds checks and no division), then joined with hits in the four alread
 neighbour cells (up-left, up, up-right, left), which covers every 8-connected pair once. The
 grid is never cleared: a cell belongs to the current frame only if its stamp is the current
 frame's serial number, so the cost is proportional to the number of hits, not pixels.
+
+For the occupancy and pile-up diagnostics every chunk also counts frames by their number of
+hit pixels (``occ[k]``: frames with ``k`` hits, masked pixels included), hits per pixel
+(``pixhits``) and multi-pixel clusters whose summed energy exceeds ``e_over``.
 """
 
 from __future__ import annotations
@@ -33,7 +37,8 @@ S_FRAMES = 11
 S_PENDING = 12  # increments waiting in the output buffer
 S_SIZE_HIST = 13  # cluster sizes 1..MAX_SIZE_BIN, the last bin collects larger ones
 MAX_SIZE_BIN = 9
-N_STATS = S_SIZE_HIST + MAX_SIZE_BIN
+S_MULTI_OVER = S_SIZE_HIST + MAX_SIZE_BIN  # multi-pixel clusters summing above ``e_over``
+N_STATS = S_MULTI_OVER + 1
 
 ERROR_FRAME_DECREASES = 1
 ERROR_PIXEL_OUTSIDE = 2
@@ -89,7 +94,7 @@ def _flush(hist, out, stats):
 @njit(cache=True, nogil=True)
 def _cluster_and_fill(
     k, pix, gpix, en, parent, csize, csum, cmax, cmaxidx, linked, stamp, gidx, serial, width,
-    mode, lo, inv_w, n_bins, out, stats,
+    mode, lo, inv_w, n_bins, out, stats, e_over,
 ):  # fmt: skip
     """Cluster the ``k`` unmasked hits of one frame; queue their bins in ``out`` per ``mode``.
 
@@ -175,6 +180,8 @@ def _cluster_and_fill(
         else:
             stats[S_CLUSTERS_3P] += 1
         stats[S_SIZE_HIST + min(size, MAX_SIZE_BIN) - 1] += 1
+        if size > 1 and csum[a] > e_over:
+            stats[S_MULTI_OVER] += 1
         if mode == MODE_NONE:
             continue
         if size == 1:
@@ -192,7 +199,7 @@ def _cluster_and_fill(
 @njit(cache=True, nogil=True)
 def events_chunk(
     frame, row, col, values, start, stop, prev_frame, has_prev, gain, offset, apply_cal, mask,
-    rows, cols, mode, lo, inv_w, n_bins, hist, stats,
+    rows, cols, mode, lo, inv_w, n_bins, hist, stats, e_over, occ, pixhits,
 ):  # fmt: skip
     """Process events ``start:stop`` (whole frames, sorted by frame) into ``hist``/``stats``."""
     width = cols + 2
@@ -241,6 +248,7 @@ def events_chunk(
         stats[S_FRAMES] += 1
         stats[S_FRAMES_WITH_HITS] += 1
         stats[S_EVENTS_IN] += m
+        occ[min(m, rows * cols)] += 1
         k = 0
         for e in range(i, j):
             r = np.int64(row[e])
@@ -250,6 +258,7 @@ def events_chunk(
                 stats[S_ERROR_INDEX] = e
                 return
             p = r * cols + c
+            pixhits[p] += 1
             if mask[p]:
                 stats[S_MASKED] += 1
                 continue
@@ -263,7 +272,7 @@ def events_chunk(
         if k > 0:
             _cluster_and_fill(
                 k, pix, gpix, en, parent, csize, csum, cmax, cmaxpix, linked, stamp, gidx, serial,
-                width, mode, lo, inv_w, n_bins, out, stats,
+                width, mode, lo, inv_w, n_bins, out, stats, e_over,
             )  # fmt: skip
             serial += 1
             if stats[S_PENDING] >= _FLUSH:
@@ -275,7 +284,7 @@ def events_chunk(
 @njit(cache=True, nogil=True, parallel=True)
 def events_parallel(
     frame, row, col, values, bounds, prev, has_prev, gain, offset, apply_cal, mask, rows, cols,
-    mode, lo, inv_w, n_bins, hist2d, stats2d,
+    mode, lo, inv_w, n_bins, hist2d, stats2d, e_over, occ2d, pixhits2d,
 ):  # fmt: skip
     """Run :func:`events_chunk` on ``len(bounds) - 1`` frame-aligned chunks in parallel."""
     n_chunks = bounds.shape[0] - 1
@@ -288,14 +297,15 @@ def events_parallel(
             hp = True
         events_chunk(
             frame, row, col, values, s, bounds[t + 1], pv, hp, gain, offset, apply_cal, mask,
-            rows, cols, mode, lo, inv_w, n_bins, hist2d[t], stats2d[t],
+            rows, cols, mode, lo, inv_w, n_bins, hist2d[t], stats2d[t], e_over, occ2d[t],
+            pixhits2d[t],
         )  # fmt: skip
 
 
 @njit(cache=True, nogil=True)
 def frames_chunk(
     frames, f0, f1, threshold_adu, gain, offset, mask, rows, cols, mode, lo, inv_w, n_bins,
-    hist, stats,
+    hist, stats, e_over, occ, pixhits,
 ):  # fmt: skip
     """Find hits (ADU >= per-pixel threshold) in raw frames ``f0:f1``, cluster and histogram."""
     npix = rows * cols
@@ -331,6 +341,7 @@ def frames_chunk(
                 a = img[r, c]
                 if a >= threshold_adu[p]:
                     n_in += 1
+                    pixhits[p] += 1
                     if mask[p]:
                         stats[S_MASKED] += 1
                     else:
@@ -338,13 +349,14 @@ def frames_chunk(
                         gpix[k] = p + width + 1 + 2 * r
                         en[k] = a * gain[p] + offset[p]
                         k += 1
+        occ[n_in] += 1
         if n_in > 0:
             stats[S_FRAMES_WITH_HITS] += 1
             stats[S_EVENTS_IN] += n_in
         if k > 0:
             _cluster_and_fill(
                 k, pix, gpix, en, parent, csize, csum, cmax, cmaxpix, linked, stamp, gidx, serial,
-                width, mode, lo, inv_w, n_bins, out, stats,
+                width, mode, lo, inv_w, n_bins, out, stats, e_over,
             )  # fmt: skip
             serial += 1
             if stats[S_PENDING] >= _FLUSH:
@@ -355,14 +367,14 @@ def frames_chunk(
 @njit(cache=True, nogil=True, parallel=True)
 def frames_parallel(
     frames, bounds, threshold_adu, gain, offset, mask, rows, cols, mode, lo, inv_w, n_bins,
-    hist2d, stats2d,
+    hist2d, stats2d, e_over, occ2d, pixhits2d,
 ):  # fmt: skip
     """Run :func:`frames_chunk` on ``len(bounds) - 1`` frame ranges in parallel."""
     n_chunks = bounds.shape[0] - 1
     for t in prange(n_chunks):
         frames_chunk(
             frames, bounds[t], bounds[t + 1], threshold_adu, gain, offset, mask, rows, cols,
-            mode, lo, inv_w, n_bins, hist2d[t], stats2d[t],
+            mode, lo, inv_w, n_bins, hist2d[t], stats2d[t], e_over, occ2d[t], pixhits2d[t],
         )  # fmt: skip
 
 

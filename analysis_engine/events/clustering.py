@@ -173,6 +173,9 @@ class SpectrumAccumulator:
         in ADU as HEXITEC calibrations give it; a pixel is hit when its ADU is at least this.
     n_threads
         Parallel chunks per block (default: numba's thread count).
+    pileup_energy_kev
+        Multi-pixel clusters whose summed energy exceeds this (the highest line energy of the
+        measurement) are counted as pile-up candidates (:meth:`diagnostics`).
     """
 
     def __init__(
@@ -188,6 +191,7 @@ class SpectrumAccumulator:
         threshold_kev: float | None = None,
         threshold_adu: np.ndarray | None = None,
         n_threads: int | None = None,
+        pileup_energy_kev: float = np.inf,
     ) -> None:
         if charge_sharing not in _MODE_CODES:
             raise EngineInputError(
@@ -215,6 +219,10 @@ class SpectrumAccumulator:
             self._threshold_adu = np.clip(np.ceil(per_pixel), 0, 65536).astype(np.int32)
         self._hist = np.zeros((self._n_threads, npix * binning.n_bins), dtype=np.uint32)
         self._stats = np.zeros((self._n_threads, k.N_STATS), dtype=np.int64)
+        # occupancy / pile-up diagnostics: frames by hit pixels, hits per pixel
+        self._occ = np.zeros((self._n_threads, npix + 1), dtype=np.int64)
+        self._pixhits = np.zeros((self._n_threads, npix), dtype=np.int64)
+        self._e_over = float(pileup_energy_kev)
         self._handed_out = False  # result() returned a view of self._hist[0]
         self._last_frame: int | None = None
         self._lo = float(binning.lo_kev)
@@ -306,6 +314,7 @@ class SpectrumAccumulator:
             frame, row, col, values, bounds, prev, has_prev, self._gain, self._offset,
             apply_cal, self._mask, self.rows, self.cols, self._mode, self._lo, self._inv_w,
             self.binning.n_bins, self._thread_hists(len(bounds) - 1), stats[: len(bounds) - 1],
+            self._e_over, self._occ, self._pixhits,
         )  # fmt: skip
         self._raise_kernel_error(stats, index_offset)
         self._stats += stats
@@ -331,7 +340,7 @@ class SpectrumAccumulator:
         k.frames_parallel(
             frames_adu, bounds, self._threshold_adu, self._gain, self._offset, self._mask,
             self.rows, self.cols, self._mode, self._lo, self._inv_w, self.binning.n_bins,
-            self._thread_hists(t), stats[:t],
+            self._thread_hists(t), stats[:t], self._e_over, self._occ, self._pixhits,
         )  # fmt: skip
         self._stats += stats
 
@@ -371,7 +380,26 @@ class SpectrumAccumulator:
                 for i, v in enumerate(sizes)
             },
             "pixels_masked": int(self._mask.sum()),
+            "multi_pixel_clusters_over_energy": int(s[k.S_MULTI_OVER]),
         }
+
+    def frames_by_hits(self, n_frames: int | None = None) -> np.ndarray:
+        """``out[k]``: number of frames with ``k`` hit pixels (masked pixels included), k = 0
+        .. rows * cols. Event lists hold no frame without hits: give the total ``n_frames``
+        and the frames never seen are counted with 0 hits."""
+        out = self._occ.sum(axis=0)
+        if n_frames is not None:
+            seen = int(out.sum())
+            if n_frames < seen:
+                raise EngineInputError(
+                    f"{seen} frames hold hits but the input says it has {n_frames} frames"
+                )
+            out[0] += n_frames - seen
+        return out
+
+    def pixel_hits(self) -> np.ndarray:
+        """Hits per pixel (rows, cols), masked pixels included."""
+        return self._pixhits.sum(axis=0).reshape(self.rows, self.cols)
 
     def result(self) -> EventHistograms:
         """The per-pixel histograms (rows, cols, n_bins) uint32 and the counters."""

@@ -26,6 +26,12 @@ from analysis_engine.events.clustering import (
     EnergyBinning,
     SpectrumAccumulator,
 )
+from analysis_engine.events.diagnostics import (
+    DEFAULT_MAX_LINE_KEV,
+    DEFAULT_OCCUPANCY_LIMIT,
+    occupancy_summary,
+    pileup_maps,
+)
 from analysis_engine.io.hexitec import (
     Calibration,
     HexitecEventReader,
@@ -82,6 +88,8 @@ def run_events(
     threshold_kev: float = 5.0,
     block_events: int = DEFAULT_BLOCK_EVENTS,
     block_frames: int = DEFAULT_BLOCK_FRAMES,
+    occupancy_limit: float = DEFAULT_OCCUPANCY_LIMIT,
+    max_line_kev: float | None = None,
     progress: Progress = None,
 ) -> dict[str, Any]:
     """Turn a HEXITEC event list, raw-frame file or raw ``.bin`` stream into per-pixel spectra.
@@ -116,6 +124,14 @@ def run_events(
         ``.bin`` input without ``thresholds_path``: noise threshold in keV.
     block_events, block_frames
         Reading block sizes (events / raw frames).
+    occupancy_limit
+        Mean occupancy (fraction of pixels hit per frame, 0..1) above which the measurement
+        is flagged: charge-sharing correction by clustering needs sparse frames (HEXITEC
+        guidance: below about 1-2 %).
+    max_line_kev
+        Highest line energy of the measurement (keV): a multi-pixel cluster summing above it
+        holds more than one photon (pile-up). Default: the beam energy of the input's
+        ``/instrument`` group (``incident_energy_kev``), else 115 keV.
     progress
         Optional ``progress(fraction, message)``.
 
@@ -125,7 +141,13 @@ def run_events(
         Summary: ``frames``, ``events_in``, ``events_counted``, ``clusters`` ({"1", "2",
         "3+"}), ``cluster_size_histogram``, ``events_out_of_range``, ``events_masked``,
         ``events_dropped``, ``pixels_masked``, ``input_kind``, ``charge_sharing``,
-        ``bin_width_kev``, ``range_kev``, ``n_bins``.
+        ``bin_width_kev``, ``range_kev``, ``n_bins``, and ``diagnostics``: occupancy per frame
+        (``occupancy_mean``, ``occupancy_p99``, ``occupancy_max``, ``occupancy_histogram``,
+        ``occupancy_limit``, ``occupancy_flagged``, ``frames_over_limit_fraction``), Poisson
+        pile-up (``pileup_probability_mean``, ``pileup_probability_max``,
+        ``pileup_fraction_of_hits``, ``photons_per_pixel_frame_mean``), multi-pixel clusters
+        above ``max_line_kev`` (``multi_pixel_clusters``, ``multi_pixel_over_max_line``,
+        ``multi_pixel_over_max_line_fraction``) and ``warning`` (a sentence when flagged).
 
     Raises
     ------
@@ -133,6 +155,12 @@ def run_events(
         Broken or inconsistent input, unsorted frames, bad options.
     """
     _check_positive(block_events=block_events, block_frames=block_frames)
+    if not (0.0 < occupancy_limit <= 1.0):
+        raise EngineInputError(
+            f"occupancy_limit is a fraction of pixels per frame in (0, 1], got {occupancy_limit}"
+        )
+    if max_line_kev is not None and not (np.isfinite(max_line_kev) and max_line_kev > 0):
+        raise EngineInputError(f"max_line_kev must be a positive energy, got {max_line_kev}")
     binning = EnergyBinning(float(range_kev[0]), float(range_kev[1]), float(bin_width_kev))
     if charge_sharing not in CHARGE_SHARING_MODES:
         raise EngineInputError(
@@ -142,10 +170,14 @@ def run_events(
     report = progress or (lambda fraction, message: None)
     kind = hexitec_input_kind(input_path)
     override = read_calibration(calibration_path) if calibration_path else None
+    instrument = _instrument(input_path)
+    if max_line_kev is None:
+        beam = (instrument or {}).get("incident_energy_kev")
+        max_line_kev = float(beam) if beam is not None else DEFAULT_MAX_LINE_KEV
     extra: dict[str, Any] = {}
     if kind == "events":
         acc, frames, source_cal = _events_pass(
-            input_path, binning, charge_sharing, override, block_events, report
+            input_path, binning, charge_sharing, override, block_events, report, max_line_kev
         )
     else:
         reader = open_frame_reader(
@@ -155,7 +187,14 @@ def run_events(
             thresholds_path=thresholds_path,
         )
         acc, frames, source_cal, extra = _frames_pass(
-            reader, binning, charge_sharing, override, block_frames, threshold_kev, report
+            reader,
+            binning,
+            charge_sharing,
+            override,
+            block_frames,
+            threshold_kev,
+            report,
+            max_line_kev,
         )
     result = acc.result()
     summary = dict(result.stats)
@@ -169,15 +208,20 @@ def run_events(
         n_bins=binning.n_bins,
         calibration=source_cal,
     )
-    report(0.97, "writing spectra")
     bad = acc._mask.reshape(acc.rows, acc.cols)
+    diag, diag_arrays = _diagnostics(acc, frames, bad, occupancy_limit, max_line_kev)
+    summary["diagnostics"] = diag
+    if diag["warning"]:
+        report(0.96, diag["warning"])
+    report(0.97, "writing spectra")
     write_spectra(
         output_path,
         result.energy_bins_kev,
         result.pixel_histograms,
         bad_pixels=bad if bad.any() else None,
-        instrument=_instrument(input_path),
+        instrument=instrument,
         resolution_fwhm_kev=_resolution(input_path, acc.rows, acc.cols),
+        diagnostics={**diag_arrays, **diag},
         attrs={
             "bin_width_kev": binning.bin_width_kev,
             "range_kev": [binning.lo_kev, binning.hi_kev],
@@ -191,7 +235,39 @@ def run_events(
     return summary
 
 
-def _events_pass(input_path, binning, charge_sharing, override, block_events, report):
+def _diagnostics(acc, frames, bad, occupancy_limit, max_line_kev):
+    """Occupancy per frame and pile-up (see :mod:`analysis_engine.events.diagnostics`)."""
+    by_hits = acc.frames_by_hits(frames)
+    occupancy = occupancy_summary(by_hits, acc.rows * acc.cols, limit=occupancy_limit)
+    hit_fraction, p2, pileup = pileup_maps(acc.pixel_hits(), frames, bad_pixels=bad)
+    clusters = acc.stats["clusters"]
+    multi = clusters["2"] + clusters["3+"]
+    over = acc.stats["multi_pixel_clusters_over_energy"]
+    warning = None
+    if occupancy["occupancy_flagged"]:
+        warning = (
+            f"mean occupancy {100 * occupancy['occupancy_mean']:.2f} % of pixels per frame "
+            f"exceeds {100 * occupancy_limit:g} %: clustering takes neighbouring photons for "
+            "one shared photon and pile-up grows; lower the flux or shorten the frame"
+        )
+    diag = {
+        **occupancy,
+        **pileup,
+        "max_line_kev": float(max_line_kev),
+        "multi_pixel_clusters": int(multi),
+        "multi_pixel_over_max_line": int(over),
+        "multi_pixel_over_max_line_fraction": float(over / multi) if multi else None,
+        "warning": warning,
+    }
+    arrays = {
+        "frames_by_hits": by_hits.astype(np.int64),
+        "pixel_hit_fraction": hit_fraction.astype(np.float32),
+        "pileup_probability": p2.astype(np.float32),
+    }
+    return diag, arrays
+
+
+def _events_pass(input_path, binning, charge_sharing, override, block_events, report, max_line_kev):
     with HexitecEventReader(input_path) as reader:
         cal = override or reader.calibration
         source = "file" if reader.calibration is not None else "none"
@@ -210,6 +286,7 @@ def _events_pass(input_path, binning, charge_sharing, override, block_events, re
             gain_kev_per_adu=_finite(cal.gain_kev_per_adu, 1.0) if use_cal else None,
             offset_kev=_finite(cal.offset_kev, 0.0) if use_cal else None,
             bad_pixels=_bad_pixels(cal),
+            pileup_energy_kev=max_line_kev,
         )
         n = max(reader.n_events, 1)
         blocks = _prefetched(reader.blocks(block_events, reuse_buffers=True))
@@ -266,7 +343,9 @@ def _bad_pixels(cal: Calibration | None) -> np.ndarray | None:
     return bad | nonfinite
 
 
-def _frames_pass(reader, binning, charge_sharing, override, block_frames, threshold_kev, report):
+def _frames_pass(
+    reader, binning, charge_sharing, override, block_frames, threshold_kev, report, max_line_kev
+):
     with reader:
         cal = override or reader.calibration
         bad = _bad_pixels(cal)
@@ -285,6 +364,7 @@ def _frames_pass(reader, binning, charge_sharing, override, block_frames, thresh
             bad_pixels=bad,
             threshold_kev=threshold,
             threshold_adu=threshold_adu,
+            pileup_energy_kev=max_line_kev,
         )
         n = max(reader.n_frames, 1)
         blocks = _prefetched(reader.blocks(block_frames))

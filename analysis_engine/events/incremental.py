@@ -175,7 +175,8 @@ class LiveEventSpectra:
         acc._hist = np.ascontiguousarray(cube, dtype=np.uint32).reshape(1, -1).copy()
         acc._handed_out = True  # the next block re-grows per-thread cubes, keeping these counts
         acc._stats[:] = 0
-        acc._stats[0] = np.asarray(state["stats"], dtype=np.int64)
+        saved = np.asarray(state["stats"], dtype=np.int64)[: acc._stats.shape[1]]
+        acc._stats[0, : saved.size] = saved  # a checkpoint from before a counter was added
         last = int(state["last_frame"])
         acc._last_frame = None if last < 0 else last
         live = cls(acc, values_are_adu=values_are_adu)

@@ -41,6 +41,7 @@ def write_spectra(
     bad_pixels: np.ndarray | None = None,
     instrument: Mapping[str, Any] | None = None,
     resolution_fwhm_kev: np.ndarray | None = None,
+    diagnostics: Mapping[str, Any] | None = None,
 ) -> None:
     """Write per-pixel spectra atomically (gzip level 1 + shuffle, one chunk per detector row).
 
@@ -58,6 +59,10 @@ def write_spectra(
         Optional attributes of an ``/instrument`` group (the pinhole geometry keys).
     resolution_fwhm_kev
         Optional (rows, cols) detector FWHM at the Compton line, keV (NaN = unknown).
+    diagnostics
+        Optional ``/diagnostics`` group: arrays become datasets, other values attributes
+        (dicts and lists as JSON text), e.g. the occupancy and pile-up diagnostics of
+        ``events``.
     """
     bins = np.asarray(energy_bins_kev, dtype=np.float64)
     cube = np.asarray(pixel_histograms)
@@ -93,6 +98,19 @@ def write_spectra(
         if resolution_fwhm_kev is not None:
             f.create_dataset(
                 "resolution_fwhm_kev", data=np.asarray(resolution_fwhm_kev, dtype=np.float32)
+            )
+        if diagnostics:
+            group = f.create_group("diagnostics")
+            for name, value in diagnostics.items():
+                if isinstance(value, np.ndarray):
+                    group.create_dataset(name, data=value)
+            write_json_attrs(
+                group,
+                {
+                    k: v
+                    for k, v in diagnostics.items()
+                    if not isinstance(v, np.ndarray) and v is not None
+                },
             )
 
 

@@ -148,6 +148,9 @@ class RegionMaps:
         (0..1, 0 outside the electrode): proportional to what the Compton counts see.
     pore_volume_um3, electrode_volume_um3
         Extensive volumes per coarse pixel, um^3; their totals equal the XCT totals.
+    electrode_fraction
+        Electrode (material and pores) volume fraction of the whole pixel column of the slab
+        (0..1, 0 outside the electrode): how much of what a Compton pixel sees is cathode.
     pixel_size_um
         Coarse pixel size (the Compton pixel at the sample).
     bounds
@@ -158,6 +161,7 @@ class RegionMaps:
     material_density: np.ndarray
     pore_volume_um3: np.ndarray
     electrode_volume_um3: np.ndarray
+    electrode_fraction: np.ndarray
     pixel_size_um: float
     bounds: tuple[tuple[int, int], ...]
 
@@ -241,6 +245,7 @@ def region_maps(
     with np.errstate(invalid="ignore", divide="ignore"):
         porosity = pore_vol / electrode_vol
         density = np.where(column_volume > 0, (electrode_vol - pore_vol) / column_volume, 0.0)
+        fraction = np.where(column_volume > 0, electrode_vol / column_volume, 0.0)
     enough = electrode_vol >= min_electrode_fraction * column_volume
     porosity = np.where(enough & (electrode_vol > 0), porosity, np.nan)
     return RegionMaps(
@@ -248,6 +253,7 @@ def region_maps(
         material_density=density,
         pore_volume_um3=pore_vol,
         electrode_volume_um3=electrode_vol,
+        electrode_fraction=np.clip(fraction, 0.0, 1.0),
         pixel_size_um=float(pixel_size_um),
         bounds=tuple(bounds),
     )

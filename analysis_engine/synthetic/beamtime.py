@@ -674,6 +674,10 @@ def _truth_header(tw: TwinSize, size: str, seed: int) -> dict[str, Any]:
             "li_porosity_correlation": {"dit": "positive", "sc": "none (null cell)"},
         },
         "pipeline_parameters": {
+            # the Compton pixel at the sample is known (0.27 mm, the planted scale is 1): with
+            # a free scale the registration enlarges the DIT footprint by 4-12 % towards the
+            # electrolyte ring, which the counts image also shows, and the cathode mask with it
+            "correlate": {"allow_scale": False},
             "segment": {
                 "opening_radius": 2.0,
                 "fill_radius": tw.mask_fill_radius,
@@ -856,8 +860,10 @@ def _write_xcsi_region(
     }
 
 
-def _uncorrected_expected(planted: dict[str, Any], *, min_counts: float = 100.0) -> float:
-    """S the chain reports without cathode mask and porosity correction (all pixels).
+def _uncorrected_expected(
+    planted: dict[str, Any], *, min_counts: float = 100.0, mask: np.ndarray | None = None
+) -> float:
+    """S the chain reports without porosity correction: all pixels, or those in ``mask``.
 
     Window integrals at the reference resolution: closed forms for the cathode's Gaussians
     (:func:`.xcsi.window_integrals`), the other phases' free-atom profile blurred numerically.
@@ -869,6 +875,8 @@ def _uncorrected_expected(planted: dict[str, Any], *, min_counts: float = 100.0)
     low = n_c * (w * a_v + (1 - d - w) * a_c + d * a_d) + n_o * a_o
     high = n_c * (w * b_v + (1 - d - w) * b_c + d * b_d) + n_o * b_o
     keep = low + high >= min_counts
+    if mask is not None:
+        keep &= mask
     return float(low[keep].sum() / high[keep].sum())
 
 
@@ -1056,6 +1064,14 @@ def make_beamtime(
                 region["summed_expected_meaning"] = (
                     "compton with default options on the whole detector: geometry, background "
                     "and resolution corrected, no cathode mask, no porosity correction"
+                )
+                s_fp = _uncorrected_expected(planted, mask=planted["inside"])
+                region["s_footprint_expected"] = s_fp
+                region["li_footprint_expected"] = float(DEFAULT_CALIBRATION.stoichiometry(s_fp))
+                region["footprint_expected_meaning"] = (
+                    "the same inside the planted cathode footprint (electrode coverage >= 0.5, "
+                    "what correlate's cathode_mask registers): the electrolyte ring outside is "
+                    "left out, electrolyte in the pores and carbon/binder are not corrected"
                 )
                 cell_truth["xcsi"].setdefault(state, {})[str(r + 1)] = region
                 files.append(

@@ -146,17 +146,26 @@ def _sha256_file(path: Path) -> str:
 
 
 def resolve_inputs(job: AnalysisJob) -> list[tuple[Any, str, str]]:
-    """(object, data kind, absolute path) for each input, datasets first, then results."""
+    """(object, data kind, absolute path) for each input, datasets first, then results.
+
+    An upstream stage whose result an option names (the masked compton stage's ``mask``: the
+    correlate result) feeds that option, not an input slot.
+    """
     items: list[tuple[Any, str, str]] = []
     for ds in job.inputs.order_by("id"):
         items.append((ds, ds.kind, ds.file.path))
     results = list(job.input_results.order_by("id"))
+    named = {
+        value["result"]
+        for value in (job.parameters or {}).values()
+        if isinstance(value, dict) and "result" in value
+    }
     for up in job.upstream.order_by("id"):
         if up.status != JobStatus.SUCCEEDED:
             raise EngineInputError(
                 f"the upstream {up.kind} job #{up.pk} {up.status}: nothing to use"
             )
-        results.extend(up.results.order_by("id")[:1])
+        results.extend(r for r in up.results.order_by("id")[:1] if r.pk not in named)
     for res in results:
         if not res.output_file:
             raise EngineInputError(f"result #{res.pk} has no output file")

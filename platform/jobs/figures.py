@@ -291,6 +291,47 @@ def _events_figures(f: ResultContents, summary) -> dict:
     if hist is not None:
         counts = np.asarray(hist, dtype=np.float64).sum(axis=-1)
         figs["counts"] = _map_figure(counts, title="Counts per pixel", colorbar="counts")
+    diag = summary.get("diagnostics") or {}
+    histogram = diag.get("occupancy_histogram")
+    if isinstance(histogram, dict) and histogram.get("frames"):
+        edges = np.asarray(histogram["edges"], dtype=np.float64) * 100
+        limit = 100 * float(diag.get("occupancy_limit") or 0)
+        mean = 100 * float(diag.get("occupancy_mean") or 0)
+        figs["occupancy"] = {
+            "data": [
+                {
+                    "type": "bar",
+                    "x": _clean((edges[:-1] + edges[1:]) / 2),
+                    "y": list(histogram["frames"]),
+                    "name": "frames",
+                }
+            ],
+            "layout": {
+                **LAYOUT_BASE,
+                "title": {
+                    "text": f"Occupancy per frame: mean {mean:.2f} %, limit {limit:g} %"
+                    + (" (exceeded)" if diag.get("occupancy_flagged") else "")
+                },
+                "xaxis": {"title": {"text": "pixels hit per frame (%)"}},
+                "yaxis": {"title": {"text": "frames"}},
+                "shapes": [
+                    {
+                        "type": "line",
+                        "x0": limit,
+                        "x1": limit,
+                        "yref": "paper",
+                        "y0": 0,
+                        "y1": 1,
+                        "line": {"dash": "dash", "color": "firebrick"},
+                    }
+                ],
+            },
+        }
+    pileup = f.get("diagnostics/pileup_probability")
+    if pileup is not None and pileup.ndim == 2:
+        figs["pileup"] = _map_figure(
+            pileup, title="Pile-up probability per pixel and frame (Poisson)", colorbar="P(>=2)"
+        )
     return figs
 
 
@@ -706,7 +747,10 @@ BUILDERS = {
     "electrochem": (_electrochem_figures, ("eis/*", "cycling/*")),
     "correlate": (_correlate_figures, ("region_*",)),
     "transport_table": (_transport_table_figures, ()),
-    "events": (_events_figures, ("energy_bins", "summed_histogram", "pixel_histograms")),
+    "events": (
+        _events_figures,
+        ("energy_bins", "summed_histogram", "pixel_histograms", "diagnostics/pileup_probability"),
+    ),
     "compton": (
         _compton_figures,
         (

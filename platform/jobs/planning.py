@@ -39,6 +39,7 @@ from .references import data_kind
 __all__ = [
     "READY",
     "INTERRUPTED",
+    "UPSTREAM_KEY",
     "compute_job_key",
     "stale_cutoff",
     "stale_running",
@@ -56,6 +57,9 @@ __all__ = [
 ]
 
 READY = "ready"
+#: A planned option value ``{UPSTREAM_KEY: kind, "path": "/inner"}`` names the result of the
+#: job's upstream stage of that kind; :func:`claim_ready_joins` turns it into a result reference.
+UPSTREAM_KEY = "upstream"
 INTERRUPTED = "interrupted: the worker running this job stopped (no heartbeat)"
 
 RAW_CHAINS = {
@@ -234,13 +238,18 @@ class StagePlan:
 
 @dataclass
 class JoinPlan:
-    """A stage that needs the ends of several chains (correlate: XCT + Compton per region)."""
+    """A stage that needs the ends of several chains (correlate: XCT + Compton per region),
+    or the result of an earlier join (the masked compton stage: a region's spectra and the
+    correlate stage's cathode footprint of that region)."""
 
     kind: str
     sources: list[tuple[int, int]]  # (chain index, stage index) of each upstream stage
     parameters: dict
     charge_state_id: int | None
     label: str
+    region: int | None = None
+    dataset: Any | None = None  # a raw dataset input (spectra uploaded as such)
+    after_joins: list[int] = field(default_factory=list)  # indices of upstream joins
 
 
 @dataclass
@@ -315,9 +324,14 @@ def _stage_index(chain_plan: list[StagePlan], kind: str) -> int | None:
 
 
 def _plan_correlations(plan: CellPlan, parameters: dict) -> None:
-    """One correlate stage per charge state that has Compton maps and a segmented XCT.
+    """One correlate stage per charge state that has Compton maps and a segmented XCT, then
+    per region a masked compton stage inside that region's registered cathode footprint.
 
-    The XCT of the same charge state is used, else the cell's only XCT without a state.
+    The XCT of the same charge state is used, else the cell's only XCT without a state. The
+    masked stage reads the same spectra as the region's compton stage, with the same options,
+    and takes ``/region_<k>/cathode_mask`` of the correlate result as its ``mask`` (``k``: the
+    region's place among the state's regions, as correlate numbers them); the reference is
+    filled in by :func:`claim_ready_joins` once correlate has succeeded.
     """
     xct: dict[int | None, tuple[int, int]] = {}
     compton: dict[int | None, list[tuple[int, int]]] = {}
@@ -344,6 +358,28 @@ def _plan_correlations(plan: CellPlan, parameters: dict) -> None:
                 f"{len(sources)} regions)",
             )
         )
+        correlate_index = len(plan.joins) - 1
+        for position, (ci, si) in enumerate(sources, start=1):
+            chain_plan = plan.chains[ci]
+            stage = chain_plan[si]
+            plan.joins.append(
+                JoinPlan(
+                    kind="compton",
+                    sources=[(ci, si - 1)] if si > 0 else [],
+                    dataset=chain_plan[0].dataset if si == 0 else None,
+                    after_joins=[correlate_index],
+                    parameters={
+                        **stage.parameters,
+                        "mask": {
+                            UPSTREAM_KEY: "correlate",
+                            "path": f"/region_{position}/cathode_mask",
+                        },
+                    },
+                    charge_state_id=state,
+                    region=stage.region,
+                    label=f"{stage.label}, cathode footprint only",
+                )
+            )
 
 
 def record_pipeline(
@@ -419,38 +455,71 @@ def _record_children(parent: AnalysisJob, plan: CellPlan, *, user) -> list[list[
             jobs_by_position[(ci, si)] = job
             previous = job
         chains.append(ids)
+    join_jobs: list[AnalysisJob] = []
     for join in plan.joins:
         upstream = [jobs_by_position[src] for src in join.sources]
+        upstream += [join_jobs[i] for i in join.after_joins]
+        sources = [u.job_key for u in upstream]
+        if join.dataset is not None:
+            sources.append(join.dataset.sha256)
         job = AnalysisJob.objects.create(
             project_id=parent.project_id,
             kind=join.kind,
             parameters=join.parameters,
-            job_key=compute_job_key(join.kind, [u.job_key for u in upstream], join.parameters),
+            job_key=compute_job_key(join.kind, sources, join.parameters),
             created_by=user,
             parent=parent,
             cell_id=parent.cell_id,
             charge_state_id=join.charge_state_id,
+            region=join.region,
             label=join.label,
             celery_task_id="",
         )
         job.upstream.set(upstream)
+        if join.dataset is not None:
+            job.inputs.set([join.dataset])
+        join_jobs.append(job)
     return chains
 
 
 def claim_ready_joins(parent_id: int) -> list[tuple[int, str]]:
-    """Give the pipeline's undispatched join stages a task id once every chained stage has
-    finished; return ``[(job id, task id)]`` to enqueue (each is claimed once)."""
+    """Give the pipeline's undispatched join stages a task id once every stage they take
+    input from has finished; return ``[(job id, task id)]`` to enqueue (each is claimed once).
+
+    A join whose inputs are other joins (the masked compton stage after correlate) waits for
+    them: it is claimed by the final step that follows the last of them. Planned references to
+    an upstream stage's result (:data:`UPSTREAM_KEY`) are filled in as the job is claimed.
+    """
     with transaction.atomic():
         children = list(AnalysisJob.objects.select_for_update().filter(parent_id=parent_id))
         pending = [c for c in children if c.status == JobStatus.QUEUED and not c.celery_task_id]
-        if not pending or any(
-            c.status not in FINISHED_STATUSES for c in children if c not in pending
-        ):
-            return []
+        status = {c.pk: c.status for c in children}
+        ready = []
         for job in pending:
+            upstream = list(job.upstream.all())
+            if any(status.get(u.pk, u.status) not in FINISHED_STATUSES for u in upstream):
+                continue
+            job.parameters = _with_upstream_results(job.parameters, upstream)
             job.celery_task_id = str(uuid.uuid4())
-            job.save(update_fields=["celery_task_id"])
-    return [(job.pk, job.celery_task_id) for job in pending]
+            job.save(update_fields=["celery_task_id", "parameters"])
+            ready.append(job)
+    return [(job.pk, job.celery_task_id) for job in ready]
+
+
+def _with_upstream_results(parameters: dict, upstream: Sequence[AnalysisJob]) -> dict:
+    """``{UPSTREAM_KEY: kind, "path": p}`` values replaced by ``{"result": id, "path": p}`` of
+    the succeeded upstream job of that kind (left as planned when it did not succeed: the job
+    then fails for want of that input, see :func:`jobs.execution.resolve_inputs`)."""
+    out = dict(parameters)
+    for name, value in parameters.items():
+        if not (isinstance(value, dict) and UPSTREAM_KEY in value):
+            continue
+        source = next((u for u in upstream if u.kind == value[UPSTREAM_KEY]), None)
+        result = source.results.order_by("-id").first() if source is not None else None
+        if source is None or source.status != JobStatus.SUCCEEDED or result is None:
+            continue
+        out[name] = {"result": result.pk, "path": value.get("path", "")}
+    return out
 
 
 def pipeline_progress(job: AnalysisJob) -> float:

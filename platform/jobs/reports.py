@@ -31,6 +31,7 @@ from .models import JobStatus, Result
 
 __all__ = [
     "percent_change",
+    "is_masked",
     "gradient_rows",
     "charged_vs_discharged_rows",
     "diffusivity_rows",
@@ -179,17 +180,35 @@ def _read_map(res: Result, name: str) -> np.ndarray | None:
         return None
 
 
+def is_masked(result: Result) -> bool:
+    """Whether a compton result was computed inside a mask (the cathode footprint)."""
+    mask = (result.summary or {}).get("mask")
+    return isinstance(mask, dict) and bool(mask.get("given"))
+
+
 def _compton_values(cell) -> tuple[dict, dict]:
-    """({(state, region): {"s", "li", "li_sigma", "result"}}, {(state, region): li map})."""
+    """({(state, region): {"s", "li", "li_sigma", "stage", "li_unmasked", "result"}},
+    {(state, region): li map}).
+
+    Per state and region the newest masked compton result (inside the registered cathode
+    footprint, as the paper computes S per region) is used when there is one, else the newest
+    unmasked one; ``stage`` says which, ``li_unmasked`` keeps the whole-field value beside it.
+    """
+    results = _cell_results(cell, "compton")
+    masked = _latest(r for r in results if is_masked(r))
+    unmasked = _latest(r for r in results if not is_masked(r))
     values, maps = {}, {}
-    for (_, region), res in _latest(_cell_results(cell, "compton")).items():
+    for (cs_id, region), res in {**unmasked, **masked}.items():
         state = res.charge_state.state if res.charge_state_id else "unknown"
         key = (state, region or 0)
         li, li_sigma = _num_sigma(res.summary, "li_total", "li_mean")
+        whole = unmasked.get((cs_id, region))
         values[key] = {
             "s": _num(res.summary, "s_total", "s_mean"),
             "li": li,
             "li_sigma": li_sigma,
+            "stage": "masked" if is_masked(res) else "unmasked",
+            "li_unmasked": _num(whole.summary, "li_total", "li_mean") if whole else None,
             "result": res.pk,
             # which calibration turned S into 1 - x (default: the paper's line), with its sigma
             "calibration": figures.calibration_label(res.summary),
@@ -334,6 +353,8 @@ def build_cell_report(cell, *, compare_methods: bool = True) -> dict[str, Any]:
                 "s": v["s"],
                 "li": v["li"],
                 "li_sigma": v["li_sigma"],
+                "stage": v["stage"],
+                "li_unmasked": v["li_unmasked"],
                 "calibration": v["calibration"],
                 "result": v["result"],
             }

@@ -221,6 +221,39 @@ def test_run_correlate_recovers_transform_and_planted_trend(tmp_path):
     assert not (tmp_path / "x.h5").exists()
 
 
+def test_run_correlate_writes_the_registered_cathode_footprint(tmp_path):
+    """The footprint of the electrode disc (radius 80 voxels = 20 Compton pixels, centred on
+    the XCT map) lands where the planted transform puts the disc centre: (39.5, 39.5) + shift."""
+    pore, electrode = _segmented_cell()
+    xct = tmp_path / "segmented.h5"
+    with h5py.File(xct, "w") as f:
+        f["/pore_mask"], f["/electrode_mask"] = pore, electrode
+        f.attrs["voxel_size_um"] = VOXEL_UM
+    _, paths = _compton_files(tmp_path, pore, electrode)
+    out = tmp_path / "correlation.h5"
+    summary = run_correlate(xct, paths, out, allow_scale=False)
+    yy, xx = np.mgrid[0:80, 0:80]
+    distance = np.hypot(yy - 39.5 - TRUE_SHIFT[0], xx - 39.5 - TRUE_SHIFT[1])
+    clear = np.abs(distance - 20.0) > 1.0  # pixels not cut by the disc edge
+    with h5py.File(out) as f:
+        for k, region in enumerate(summary["regions"], start=1):
+            mask = f[f"/region_{k}/cathode_mask"][()]
+            assert mask.dtype == np.uint8 and mask.shape == (80, 80)
+            np.testing.assert_array_equal(mask[clear] == 1, (distance < 20.0)[clear])
+            assert mask.sum() == pytest.approx(np.pi * 20.0**2, rel=0.03)
+            assert region["cathode_pixels"] == int(mask.sum())
+    # a stricter footprint is smaller; a fraction outside (0, 1] is refused
+    strict = run_correlate(xct, paths, tmp_path / "strict.h5", allow_scale=False,
+                           cathode_fraction=0.95)  # fmt: skip
+    assert all(
+        s["cathode_pixels"] < r["cathode_pixels"]
+        for s, r in zip(strict["regions"], summary["regions"], strict=True)
+    )
+    with pytest.raises(EngineInputError, match="cathode_fraction"):
+        run_correlate(xct, paths, tmp_path / "bad.h5", cathode_fraction=0.0)
+    assert not (tmp_path / "bad.h5").exists()
+
+
 def test_register_cli_writes_contract_and_refuses_failures(tmp_path, capsys):
     pore, electrode = _segmented_cell(1)
     maps, paths = _compton_files(tmp_path, pore, electrode)

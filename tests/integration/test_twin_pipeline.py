@@ -11,7 +11,10 @@ are checked against ``ground_truth.json``:
 - Li stoichiometry per state and region (compton ``li_total``): within 0.05 of the 1 - x of the
   noise-free summed spectrum (charge sharing biases S by about -2.6 %; measured -0.002 ..
   -0.028), discharged > charged in every region and the DIT discharged gradient region 1 >
-  region 3;
+  region 3; the masked compton stage (inside correlate's registered cathode footprint, registration scale
+  fixed as the twin's ``pipeline_parameters`` say) within 0.05 of the same closed form over the
+  planted footprint (``li_footprint_expected``; measured -0.003 .. -0.033) and closer to the
+  planted cathode Li than the whole field in every region and state;
 - tortuosity (transport table): DIT through-plane below in-plane in every region (vertical
   channels joined by sparse bridges), both finite (measured through 1.25 / 1.45 / 3.0,
   in-plane 7 - 12; paper Table 1: 1.1 / 2.3 / 2.8 and 8.7 / 10.5 / 11.2); SC (a calendered
@@ -80,6 +83,18 @@ def test_small_twin_end_to_end(celery_worker_process, twin_dir, owner, project, 
         body = client.get(f"/api/v1/jobs/{job_id}/").json()
         assert body["status"] == "succeeded"
 
+    for key, cell_truth in truth["cells"].items():  # every Li first, for the log
+        for res in Result.objects.filter(cell=cells[cell_truth["name"]], kind="compton"):
+            planted = cell_truth["xcsi"][res.charge_state.state][str(res.region)]
+            print(
+                f"{key} {res.charge_state.state} r{res.region} "
+                f"{'masked' if res.summary['mask']['given'] else 'whole'}: Li "
+                f"{res.summary['li_total']:.3f}, whole-field expected "
+                f"{planted['li_summed_expected']:.3f}, footprint expected "
+                f"{planted['li_footprint_expected']:.3f}, planted cathode {planted['li_mean']:.3f}, "
+                f"pixels {res.summary['mask']['pixels_inside']}"
+            )
+
     for key, cell_truth in truth["cells"].items():
         cell = cells[cell_truth["name"]]
         results = Result.objects.filter(cell=cell).select_related("charge_state")
@@ -92,16 +107,22 @@ def test_small_twin_end_to_end(celery_worker_process, twin_dir, owner, project, 
                 assert g == pytest.approx(t, abs=POROSITY_TOL), (key, seg.charge_state, r + 1)
             if key == "dit":
                 assert got[0] > got[1] > got[2]
-        # Li stoichiometry per state and region
-        li = {}
+        # Li stoichiometry per state and region: the whole field, then inside the cathode
+        # footprint that correlate registered (the masked stage), closer to the planted Li
+        li, li_masked, checks = {}, {}, []
         for res in (r for r in results if r.kind == "compton"):
             state, region = res.charge_state.state, str(res.region)
             planted = cell_truth["xcsi"][state][region]
-            li[(state, res.region)] = res.summary["li_total"]
-            assert res.summary["li_total"] == pytest.approx(
-                planted["li_summed_expected"], abs=LI_TOL
-            ), (key, state, region)
-        assert len(li) == 6
+            masked = res.summary["mask"]["given"]
+            (li_masked if masked else li)[(state, res.region)] = res.summary["li_total"]
+            expected = planted["li_footprint_expected" if masked else "li_summed_expected"]
+            checks.append((key, state, region, masked, res.summary["li_total"], expected))
+        for key_, state, region, masked, value, expected in checks:
+            assert value == pytest.approx(expected, abs=LI_TOL), (key_, state, region, masked)
+        assert len(li) == 6 and len(li_masked) == 6
+        for (state, r), value in li_masked.items():
+            planted = cell_truth["xcsi"][state][str(r)]["li_mean"]
+            assert abs(value - planted) < abs(li[(state, r)] - planted), (key, state, r)
         for r in (1, 2, 3):
             assert li[("discharged", r)] > li[("charged", r)] + 0.3
         if key == "dit":
@@ -161,11 +182,15 @@ def test_small_twin_end_to_end(celery_worker_process, twin_dir, owner, project, 
         li_rows = report["tables"]["li_by_region"]
         assert len(li_rows) == 6
         for row in li_rows:
-            planted = cell_truth["xcsi"][row["state"]][str(row["region"])]["li_summed_expected"]
+            region = cell_truth["xcsi"][row["state"]][str(row["region"])]
+            planted = region["li_footprint_expected"]
+            assert row["stage"] == "masked"
             assert row["s"] is not None and row["li"] == pytest.approx(planted, abs=LI_TOL)
+            assert row["li_unmasked"] == pytest.approx(region["li_summed_expected"], abs=LI_TOL)
             lines.append(
                 f"{key} {row['state']:10s} r{row['region']} S {row['s']:.4f} Li {row['li']:.3f}"
-                f" (planted {planted:.3f})"
+                f" (footprint {planted:.3f}, cathode {region['li_mean']:.3f}; whole field "
+                f"{row['li_unmasked']:.3f})"
             )
         page = client_as(owner).get(f"/jobs/cells/{cell.pk}/report/")
         assert page.status_code == 200

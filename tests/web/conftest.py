@@ -39,12 +39,14 @@ def fake_engine(monkeypatch) -> FakeEngine:
         scale: float = 1.0,
         fail: str | None = None,
         cancel_mid_run: bool = False,
+        mask: str | None = None,
         progress=None,
     ):
-        """Stand-in for run_compton: 1 - x is read from the input file ("li=0.76")."""
+        """Stand-in for run_compton: 1 - x is read from the input file ("li=0.76"); a mask
+        (``file.h5:/inner``) makes the pixels outside it NaN."""
         text = open(input_path, encoding="utf-8").read()
         li = float(text.split("=", 1)[1]) * scale
-        engine.calls.append({"input": input_path, "scale": scale})
+        engine.calls.append({"input": input_path, "scale": scale, "mask": mask})
         if fail:
             raise EngineInputError(fail)
         if progress:
@@ -55,10 +57,21 @@ def fake_engine(monkeypatch) -> FakeEngine:
             progress(0.75, "after cancel")
         li_map = np.full((4, 5), li)
         li_map[0, 0] = np.nan
+        inside = np.ones((4, 5), bool)
+        if mask is not None:
+            path, inner = mask.rsplit(":", 1)
+            with h5py.File(path, "r") as f:
+                inside = f[inner][()] != 0
+            li_map[~inside] = np.nan
         with h5py.File(output_path, "w") as f:
             f["li_stoichiometry"] = li_map
             f["s_parameter"] = 0.650 + 2.309 * li_map
-        return {"s_total": 0.650 + 2.309 * li, "li_total": li, "pixels": 19}
+        return {
+            "s_total": 0.650 + 2.309 * li,
+            "li_total": li,
+            "pixels": int(np.isfinite(li_map).sum()),
+            "mask": {"given": mask is not None, "pixels_inside": int(inside.sum())},
+        }
 
     engine.kind = registry.JobKind(
         name="compton",
@@ -67,6 +80,7 @@ def fake_engine(monkeypatch) -> FakeEngine:
         inputs=(registry.InputSlot("spectra", ("xcs_spectra",)),),
         produces="compton_maps",
         output_name="compton.h5",
+        data_parameters={"mask": registry.JOB_KINDS["compton"].data_parameters["mask"]},
     )
     monkeypatch.setitem(registry.JOB_KINDS, "compton", engine.kind)
     return engine

@@ -320,6 +320,7 @@ def test_kinds_and_comments_answer_what_the_schema_says(
         ("scale", "number", 1.0),
         ("fail", "string", None),
         ("cancel_mid_run", "boolean", False),
+        ("mask", "string", None),
     ]
     assert [o["name"] for o in compton["options"]] == list(compton["parameters"])
     # format-suffix routes (if the router has them) answer like the plain ones, never 500

@@ -138,7 +138,11 @@ def test_whole_cell_pipeline_runs_events_then_compton_with_the_real_engine(
     spectra = Result.objects.get(job=children["events"])
     assert spectra.summary["events_in"] == events.frame.size  # every event read
     assert spectra.summary["frames"] == 5000
-    assert {"spectrum", "counts"} <= set(spectra.figures)
+    assert {"spectrum", "counts", "occupancy", "pileup"} <= set(spectra.figures)
+    # occupancy per frame in the job summary: events per frame / 6400 pixels, on average
+    diagnostics = spectra.summary["diagnostics"]
+    assert diagnostics["occupancy_mean"] == pytest.approx(events.frame.size / 5000 / 6400)
+    assert sum(diagnostics["occupancy_histogram"]["frames"]) == 5000
     compton = Result.objects.get(job=children["compton"])
     assert (compton.region, compton.charge_state_id) == (2, state.pk)
     assert compton.provenance["inputs"][0]["sha256"] == spectra.sha256

@@ -153,10 +153,14 @@ def test_pipeline_on_the_embedded_broker_without_result_backend_answers_202(
     assert headers["Location"].endswith(f"/api/v1/jobs/{job['id']}/")
     children = AnalysisJob.objects.filter(parent_id=job["id"])
     assert sorted(children.values_list("kind", flat=True)) == [
-        "compton", "compton", "correlate", "events", "events", "segment", "transport_table",
+        "compton", "compton", "compton", "compton", "correlate", "events", "events", "segment",
+        "transport_table",
     ]  # fmt: skip
-    # every chained stage got its task id; the join (correlate) waits for the final step
-    assert all(c.celery_task_id for c in children if c.kind != "correlate")
+    # every chained stage got its task id; the joins (correlate, then a compton stage per
+    # region inside its cathode footprint) wait for the final step
+    joins = [c for c in children if c.kind == "correlate" or c.upstream.filter(kind="correlate")]
+    assert len(joins) == 3
+    assert all(c.celery_task_id for c in children if c not in joins)
 
     status, _, again = jobs_server.request(
         "POST", "/api/v1/jobs/", {"kind": "pipeline", "cell": cell.pk}

@@ -63,6 +63,9 @@ def run_correlate(xct_path, compton_paths, output_path, *, progress=None):
             f[f"region_{k}/porosity"] = np.full((4, 5), POROSITY[k - 1])
             f[f"region_{k}/li_stoichiometry"] = np.full((4, 5), li)
             f[f"region_{k}/pairs"] = np.array([[POROSITY[k - 1], li]] * 3)
+            footprint = np.zeros((4, 5), np.uint8)
+            footprint[1:, : k + 2] = 1  # a different footprint per region
+            f[f"region_{k}/cathode_mask"] = footprint
     gradient = [100 * (b - a) / a for a, b in zip(lis, lis[1:], strict=False)]
     return {"regions": [{"region": k + 1, "li_mean": v} for k, v in enumerate(lis)],
             "li_gradient_pct": gradient,
@@ -115,7 +118,8 @@ def test_pipeline_joins_xct_and_compton_per_charge_state(
     assert r.status_code == 202, r.content
     parent = AnalysisJob.objects.get(pk=r.json()["id"])
     kinds = sorted(parent.children.values_list("kind", flat=True))
-    assert kinds == ["compton"] * 3 + ["correlate", "segment", "transport_table"]
+    # per region a compton stage, then after correlate one inside its cathode footprint
+    assert kinds == ["compton"] * 6 + ["correlate", "segment", "transport_table"]
     assert parent.status == JobStatus.SUCCEEDED, parent.error
     assert all(c.status == "succeeded" for c in parent.children.all())
 
@@ -131,6 +135,31 @@ def test_pipeline_joins_xct_and_compton_per_charge_state(
     assert corr_result.summary["li_gradient_pct"] == pytest.approx([-3.95, -16.44], abs=0.01)
     assert "figures" not in corr_result.summary
     assert {"li_maps", "overlay", "li_vs_porosity", "engine_region_1"} <= set(corr_result.figures)
+
+    # the masked stages: same spectra as the region's compton stage, the correlate result's
+    # footprint of that region as the mask, started only after correlate finished
+    masked = parent.children.filter(kind="compton", upstream=correlate).order_by("region")
+    assert [job.region for job in masked] == [1, 2, 3]
+    for job in masked:
+        assert job.parameters["mask"] == {
+            "result": corr_result.pk,
+            "path": f"/region_{job.region}/cathode_mask",
+        }
+        assert job.started_at >= correlate.finished_at
+        unmasked = parent.children.get(kind="compton", region=job.region, upstream=None)
+        assert list(job.inputs.all()) == list(unmasked.inputs.all())
+        result = Result.objects.get(job=job)
+        assert result.provenance["inputs"] == [
+            {**entry, "type": "dataset"} for entry in result.provenance["inputs"]
+        ]  # the correlate result feeds the mask option, not an input slot
+        li_map = reports.read_result_array(result.output_file.path, "li_stoichiometry")
+        assert np.isfinite(li_map).sum() == 3 * (job.region + 2)  # the region's footprint
+    rows = {row["region"]: row for row in reports.build_cell_report(cell)["tables"]["li_by_region"]}
+    for region, li in ((1, 0.76), (2, 0.73), (3, 0.61)):
+        assert rows[region]["stage"] == "masked"
+        assert rows[region]["li"] == pytest.approx(li)
+        assert rows[region]["li_unmasked"] == pytest.approx(li)
+        assert rows[region]["result"] == Result.objects.get(job=masked[region - 1]).pk
 
     porosity = reports.build_cell_report(cell)["tables"]["porosity"]
     by_region = {row["region"]: row for row in porosity}
@@ -177,3 +206,100 @@ def test_correlate_submitted_by_hand_takes_results_in_any_order(
     assert execution.execute_job(job.pk) == JobStatus.SUCCEEDED
     _, _, lis = SEEN["correlate"][-1]
     assert lis == pytest.approx([0.10, 0.03])
+
+
+def test_masked_stages_wait_for_correlate_and_take_its_footprint(
+    spectra_dataset, xct_engine, project, analyst, factories
+):
+    """The stage graph: events -> compton chains per region, correlate joining the segmented
+    XCT and the compton stages, then per region a masked compton stage whose upstream is the
+    events stage (or the spectra dataset) and correlate; claimed only after correlate."""
+    from jobs import planning
+
+    cell = factories.make_cell(project)
+    state = factories.make_charge_state(project, cell=cell, state="discharged")
+    spectra_dataset(factories, project, li=0.76, cell=cell, charge_state=state, region=1)
+    content = b"events region 2"
+    factories.make_dataset(
+        project, content=content, kind="xcs_events", sha256=hashlib.sha256(content).hexdigest(),
+        cell=cell, charge_state=state, region=2,
+    )  # fmt: skip
+    content = b"\x89HDF\r\n\x1a\n xct"
+    factories.make_dataset(
+        project, content=content, kind="xct_reconstruction",
+        sha256=hashlib.sha256(content).hexdigest(), cell=cell, charge_state=state,
+    )  # fmt: skip
+    parent, created, chains = planning.record_pipeline(
+        project=project, user=analyst, cell=cell, parameters={"compton": {"scale": 0.5}}
+    )
+    assert created
+    children = {c.pk: c for c in parent.children.all()}
+    correlate = next(c for c in children.values() if c.kind == "correlate")
+    masked = sorted(
+        (c for c in children.values() if c.kind == "compton" and not c.celery_task_id),
+        key=lambda c: c.region,
+    )
+    events = next(c for c in children.values() if c.kind == "events")
+    assert [c.region for c in masked] == [1, 2]
+    assert set(masked[0].upstream.all()) == {correlate}  # spectra uploaded: a dataset input
+    assert masked[0].inputs.get().region == 1
+    assert set(masked[1].upstream.all()) == {events, correlate}
+    assert not masked[1].inputs.exists()
+    for job in masked:
+        assert job.parameters["scale"] == 0.5  # the region's compton options
+        assert job.parameters["mask"] == {
+            planning.UPSTREAM_KEY: "correlate",
+            "path": f"/region_{job.region}/cathode_mask",
+        }
+        assert "cathode footprint" in job.label
+    assert len({c.job_key for c in children.values()}) == len(children)
+
+    # nothing is claimed while the chains run; then correlate alone
+    assert planning.claim_ready_joins(parent.pk) == []
+    chained = [children[pk] for ids in chains for pk in ids]
+    for job in chained:
+        AnalysisJob.objects.filter(pk=job.pk).update(status=JobStatus.SUCCEEDED)
+    assert planning.claim_ready_joins(parent.pk) == [
+        (correlate.pk, AnalysisJob.objects.get(pk=correlate.pk).celery_task_id)
+    ]
+    assert planning.claim_ready_joins(parent.pk) == []  # correlate is queued, not finished
+    # correlate done: the masked stages are claimed, with the result's footprint as mask
+    AnalysisJob.objects.filter(pk=correlate.pk).update(status=JobStatus.SUCCEEDED)
+    result = Result.objects.create(
+        project=project, job=correlate, kind="correlate", name="correlation", cell=cell
+    )
+    claimed = planning.claim_ready_joins(parent.pk)
+    assert sorted(pk for pk, _ in claimed) == sorted(c.pk for c in masked)
+    for job in masked:
+        job.refresh_from_db()
+        assert job.parameters["mask"] == {
+            "result": result.pk,
+            "path": f"/region_{job.region}/cathode_mask",
+        }
+    assert planning.claim_ready_joins(parent.pk) == []  # each is claimed once
+
+
+def test_masked_stage_fails_clearly_when_correlate_failed(
+    spectra_dataset, xct_engine, project, analyst, factories
+):
+    from jobs import execution, planning
+
+    cell = factories.make_cell(project)
+    state = factories.make_charge_state(project, cell=cell, state="charged")
+    spectra_dataset(factories, project, li=0.1, cell=cell, charge_state=state, region=1)
+    content = b"\x89HDF\r\n\x1a\n xct 2"
+    factories.make_dataset(
+        project, content=content, kind="xct_reconstruction",
+        sha256=hashlib.sha256(content).hexdigest(), cell=cell, charge_state=state,
+    )  # fmt: skip
+    parent, _, chains = planning.record_pipeline(project=project, user=analyst, cell=cell)
+    AnalysisJob.objects.filter(pk__in=[pk for ids in chains for pk in ids]).update(
+        status=JobStatus.SUCCEEDED
+    )
+    correlate = parent.children.get(kind="correlate")
+    assert [pk for pk, _ in planning.claim_ready_joins(parent.pk)] == [correlate.pk]
+    AnalysisJob.objects.filter(pk=correlate.pk).update(status=JobStatus.FAILED)
+    (masked_id, _), = planning.claim_ready_joins(parent.pk)  # fmt: skip
+    assert execution.execute_job(masked_id) == JobStatus.FAILED
+    error = AnalysisJob.objects.get(pk=masked_id).error
+    assert f"upstream correlate job #{correlate.pk} failed" in error
