@@ -390,9 +390,14 @@ class DetectorCalibration(ProjectObject):
 
     def engine_paths(self) -> dict[str, str]:
         """``run_events`` options naming the stored arrays."""
-        paths = {"gradients_path": self.gradients.path, "intercepts_path": self.intercepts.path}
+        from projects import store
+
+        paths = {
+            "gradients_path": store.local_path(self.gradients),
+            "intercepts_path": store.local_path(self.intercepts),
+        }
         if self.thresholds:
-            paths["thresholds_path"] = self.thresholds.path
+            paths["thresholds_path"] = store.local_path(self.thresholds)
         return paths
 
 
