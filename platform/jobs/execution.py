@@ -342,6 +342,11 @@ def execute_job(job_id: int, *, hostname: str = "", task_id: str = "") -> str:
     except EngineError as exc:
         _fail(job_id, _own_words(str(exc), labels))
         return JobStatus.FAILED
+    except store.StoreError as exc:  # the store stayed unreachable: no result was recorded
+        log.warning("job %s: %s", job_id, exc)
+        output_path.unlink(missing_ok=True)
+        _fail(job_id, f"{kind.label}: {_own_words(exc.strerror or str(exc), labels)}")
+        return JobStatus.FAILED
     except Exception as exc:  # noqa: BLE001 - a job must end failed, never stuck running
         log.error("job %s crashed:\n%s", job_id, traceback.format_exc())
         _fail(job_id, f"internal error in {kind.label}: {type(exc).__name__}: {exc}")

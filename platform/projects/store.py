@@ -97,22 +97,25 @@ def _bucket_and_client():
 
 
 def _key(name: str) -> str:
-    storage = _storage()
-    return storage._normalize_name(storage._clean_name(name))
+    from storages.utils import clean_name
+
+    return _storage()._normalize_name(clean_name(name))
 
 
 def transfer_config():
     from boto3.s3.transfer import TransferConfig
 
     chunk = int(settings.CORRELI_S3_MULTIPART_CHUNK_BYTES)
-    return TransferConfig(
+    config = TransferConfig(
         multipart_threshold=chunk,
         multipart_chunksize=chunk,
         max_concurrency=int(settings.CORRELI_S3_MAX_CONCURRENCY),
-        # a non-seekable stream is buffered part by part: at most this many parts in memory
-        max_in_memory_upload_chunks=int(settings.CORRELI_S3_MAX_CONCURRENCY) + 1,
         use_threads=True,
+        preferred_transfer_client="classic",
     )
+    # a non-seekable stream is buffered part by part: at most this many parts in memory
+    config.max_in_memory_upload_chunks = int(settings.CORRELI_S3_MAX_CONCURRENCY) + 1
+    return config
 
 
 def _transient(exc: BaseException) -> bool:
@@ -233,11 +236,10 @@ def store_upload(source: Path, field_file, wanted: str) -> tuple[str, str, int]:
     field = field_file.field
     if not remote():
         raise RuntimeError("store_upload is for the object store; local uploads are renamed")
-    name = wanted
-    while True:
-        name = storage.get_available_name(wanted, max_length=field.max_length)
-        if not storage.exists(name):
-            break
+    name = _with_retries(
+        f"naming {wanted}",
+        lambda: storage.get_available_name(wanted, max_length=field.max_length),
+    )
     digest, size = _upload_file(source, name)
     return name, digest, size
 

@@ -511,9 +511,9 @@ def _complete_to_store(upload: Upload, partial: Path, size: int) -> Upload:
     """The object-store flavour of :func:`complete_upload`: stream the assembled file to the
     store (multipart, the sha256 computed in the same pass), then record the Dataset.
 
-    The partial file is kept until the row is saved, so a store that stays unreachable (503)
-    or a failed save leaves the upload complete-able by a retried PATCH; the stored object of
-    a failed save is removed again. Afterwards the file moves into the input cache, where the
+    The partial file is kept until the row is saved. A store that stays unreachable answers
+    503 with the upload's offset one byte short of its length, so the client's resumption
+    (HEAD, PATCH the rest) completes it later; the stored object of a failed save is removed. Afterwards the file moves into the input cache, where the
     format check reads it without downloading it back.
     """
     _forget_running_hash(upload.pk)
@@ -522,6 +522,13 @@ def _complete_to_store(upload: Upload, partial: Path, size: int) -> Upload:
     try:
         name, digest, stored_size = store.store_upload(partial, dataset.file, wanted)
     except OSError as exc:
+        logger.warning("upload %s not stored: %s", upload.pk, exc)
+        if size > 0:
+            # Hand the last byte back to the client: its resumed upload (HEAD, then PATCH from
+            # the offset) sends it again, and that PATCH completes the upload once more.
+            os.truncate(partial, size - 1)
+            Upload.objects.filter(pk=upload.pk).update(offset=size - 1, updated_at=timezone.now())
+            upload.offset = size - 1
         raise TusError(
             503, "The object store cannot be reached; the upload can be completed later."
         ) from exc

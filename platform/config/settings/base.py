@@ -170,32 +170,53 @@ CORRELI_CACHE_MAX_BYTES = int(env("CORRELI_CACHE_MAX_BYTES", str(20 * 1024**3)))
 CORRELI_SCRATCH_DIR = Path(env("CORRELI_SCRATCH_DIR", str(VAR_DIR / "scratch")))
 
 
-def default_storage_setting() -> dict:
-    """``STORAGES["default"]`` for ``CORRELI_STORAGE`` (read again by the settings modules)."""
-    if CORRELI_STORAGE != "s3":
-        return {"BACKEND": "django.core.files.storage.FileSystemStorage"}
+def s3_storage_setting(
+    *,
+    bucket: str,
+    endpoint_url: str | None,
+    region: str | None,
+    access_key: str | None,
+    secret_key: str | None,
+    addressing_style: str = "path",
+    max_attempts: int = 5,
+) -> dict:
+    """``STORAGES["default"]`` for an S3-compatible store (django-storages on boto3)."""
     from botocore.config import Config
 
     return {
         "BACKEND": "storages.backends.s3.S3Storage",
         "OPTIONS": {
-            "bucket_name": CORRELI_S3_BUCKET,
-            "endpoint_url": CORRELI_S3_ENDPOINT_URL,
-            "region_name": CORRELI_S3_REGION,
-            "access_key": CORRELI_S3_ACCESS_KEY_ID,
-            "secret_key": CORRELI_S3_SECRET_ACCESS_KEY,
-            "addressing_style": CORRELI_S3_ADDRESSING_STYLE,
+            "bucket_name": bucket,
+            "endpoint_url": endpoint_url,
+            "region_name": region,
+            "access_key": access_key,
+            "secret_key": secret_key,
+            "addressing_style": addressing_style,
             "file_overwrite": False,  # a new upload never replaces a stored file of that name
             "default_acl": None,
-            "querystring_auth": True,
             "client_config": Config(
-                retries={"max_attempts": CORRELI_S3_MAX_ATTEMPTS, "mode": "standard"},
+                retries={"max_attempts": max_attempts, "mode": "standard"},
                 connect_timeout=5,
                 read_timeout=60,
-                s3={"addressing_style": CORRELI_S3_ADDRESSING_STYLE},
+                s3={"addressing_style": addressing_style},
             ),
         },
     }
+
+
+def default_storage_setting() -> dict:
+    """``STORAGES["default"]`` for ``CORRELI_STORAGE`` (read again by the settings modules)."""
+    if CORRELI_STORAGE != "s3":
+        return {"BACKEND": "django.core.files.storage.FileSystemStorage"}
+    return s3_storage_setting(
+        bucket=CORRELI_S3_BUCKET,
+        endpoint_url=CORRELI_S3_ENDPOINT_URL,
+        region=CORRELI_S3_REGION,
+        access_key=CORRELI_S3_ACCESS_KEY_ID,
+        secret_key=CORRELI_S3_SECRET_ACCESS_KEY,
+        addressing_style=CORRELI_S3_ADDRESSING_STYLE,
+        max_attempts=CORRELI_S3_MAX_ATTEMPTS,
+    )
 
 
 STORAGES = {
