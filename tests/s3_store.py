@@ -4,7 +4,7 @@
 protocol with multipart uploads and ranged GETs) as a separate process on a free 127.0.0.1
 port. :class:`FlakyProxy` forwards a port to it and, on demand, drops every connection
 (``cut()``), refuses new ones until ``restore()``, or cuts once after a number of bytes went
-upstream (``cut_after()``: a store lost in the middle of an upload).
+up or came down (``cut_after()``: a store lost in the middle of an upload or a download).
 """
 
 from __future__ import annotations
@@ -85,6 +85,8 @@ class FlakyProxy:
         self._lock = threading.Lock()
         self._conns: set[socket.socket] = set()
         self._cut_after: int | None = None
+        self._cut_upstream = True
+        self._restore_after_s: float | None = None
         self._sent = 0
         self.cuts = 0
         self._server = socket.create_server(("127.0.0.1", self.port))
@@ -101,11 +103,15 @@ class FlakyProxy:
     def restore(self) -> None:
         self._down.clear()
 
-    def cut_after(self, nbytes: int, *, restore_after_s: float | None = 0.5) -> None:
-        """Cut once ``nbytes`` more bytes went upstream; come back ``restore_after_s`` later."""
+    def cut_after(
+        self, nbytes: int, *, restore_after_s: float | None = 0.5, upstream: bool = True
+    ) -> None:
+        """Cut once ``nbytes`` more bytes went to the store (``upstream``, an upload) or came
+        from it (a download); come back ``restore_after_s`` later (never: None)."""
         with self._lock:
             self._sent = 0
             self._cut_after = nbytes
+            self._cut_upstream = upstream
             self._restore_after_s = restore_after_s
 
     def close(self) -> None:
@@ -149,19 +155,18 @@ class FlakyProxy:
     def _pump(self, src: socket.socket, dst: socket.socket, outgoing: bool) -> None:
         try:
             while chunk := src.recv(65536):
-                if outgoing:
-                    fire = False
-                    with self._lock:
-                        if self._cut_after is not None:
-                            self._sent += len(chunk)
-                            if self._sent >= self._cut_after:
-                                self._cut_after, fire = None, True
-                    if fire:
-                        self.cuts += 1
-                        self.cut()
-                        if self._restore_after_s is not None:
-                            threading.Timer(self._restore_after_s, self.restore).start()
-                        return
+                fire = False
+                with self._lock:
+                    if self._cut_after is not None and outgoing == self._cut_upstream:
+                        self._sent += len(chunk)
+                        if self._sent >= self._cut_after:
+                            self._cut_after, fire = None, True
+                if fire:
+                    self.cuts += 1
+                    self.cut()
+                    if self._restore_after_s is not None:
+                        threading.Timer(self._restore_after_s, self.restore).start()
+                    return
                 dst.sendall(chunk)
         except OSError:
             pass

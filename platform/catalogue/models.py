@@ -13,6 +13,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.urls import reverse
+from projects import store
 from projects.models import Project
 
 from analysis_engine.io.sniff import DATASET_KINDS
@@ -390,8 +391,6 @@ class DetectorCalibration(ProjectObject):
 
     def engine_paths(self) -> dict[str, str]:
         """``run_events`` options naming the stored arrays."""
-        from projects import store
-
         paths = {
             "gradients_path": store.local_path(self.gradients),
             "intercepts_path": store.local_path(self.intercepts),

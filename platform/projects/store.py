@@ -14,9 +14,10 @@ Every stored file (datasets, job results, detector calibration arrays, exports) 
 
     * Inputs are materialised through a size-limited local cache (:class:`InputCache`,
       ``CORRELI_CACHE_DIR``, ``CORRELI_CACHE_MAX_BYTES``) keyed by the object's sha256 (the
-      row's checksum; the ETag when a row has none). A download is written to a temporary name
-      and renamed into place, so workers sharing a machine never see half a file; the sha256
-      is checked while the bytes stream in. The least recently used entries are evicted by
+      row's checksum; the ETag when a row has none). A download is one streaming GET (resumed
+      with a Range request after a dropped connection) written to a temporary name and renamed
+      into place, so workers sharing a machine never see half a file; the sha256 is computed
+      while the bytes stream in and must match the row's. The least recently used entries are evicted by
       size; an entry a job holds (:func:`pinned`, a shared ``flock``) or touched in the last
       minute is never evicted.
     * Outputs are written under a local scratch folder (``CORRELI_SCRATCH_DIR``) and uploaded
@@ -119,10 +120,28 @@ def transfer_config():
 
 
 def _transient(exc: BaseException) -> bool:
-    from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
-    from s3transfer.exceptions import RetriesExceededError
+    from http.client import IncompleteRead
 
-    if isinstance(exc, ConnectionError | HTTPClientError | RetriesExceededError):
+    from botocore.exceptions import (
+        ClientError,
+        ConnectionError,
+        HTTPClientError,
+        IncompleteReadError,
+        ResponseStreamingError,
+    )
+    from s3transfer.exceptions import RetriesExceededError
+    from urllib3.exceptions import ProtocolError
+
+    if isinstance(
+        exc,
+        ConnectionError
+        | HTTPClientError
+        | RetriesExceededError
+        | ResponseStreamingError
+        | IncompleteReadError
+        | ProtocolError
+        | IncompleteRead,
+    ):
         return True
     if isinstance(exc, ClientError):
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
@@ -147,6 +166,47 @@ def _with_retries(what: str, attempt: Callable[[], object], *, before_retry=None
             if before_retry is not None:
                 before_retry()
     raise AssertionError("unreachable")
+
+
+def _stream_object(client, bucket: str, key: str, target: Path, head: dict, *, what: str) -> str:
+    """Write the object into ``target`` with one streaming GET, hashing as the bytes arrive.
+
+    A dropped connection resumes where it stopped (``Range: bytes=N-``, ``If-Match`` the ETag
+    seen first, so a replaced object is never spliced); ``CORRELI_S3_TRANSFER_ATTEMPTS``
+    failures in a row without progress give up. Returns the sha256 of the whole object.
+    """
+    attempts = max(int(settings.CORRELI_S3_TRANSFER_ATTEMPTS), 1)
+    size, etag = int(head["ContentLength"]), head["ETag"]
+    digest = hashlib.sha256()
+    written, failures = 0, 0
+    with open(target, "wb") as fh:
+        while True:
+            before = written
+            try:
+                extra = {"Range": f"bytes={written}-", "IfMatch": etag} if written else {}
+                body = client.get_object(Bucket=bucket, Key=key, **extra)["Body"]
+                for chunk in body.iter_chunks(BLOCK):
+                    fh.write(chunk)
+                    digest.update(chunk)
+                    written += len(chunk)
+                if written != size:
+                    raise ConnectionResetError(f"{written} of {size} bytes arrived")
+                return digest.hexdigest()
+            except Exception as exc:
+                failures = 0 if written > before else failures + 1
+                if not _transient(exc) or failures >= attempts:
+                    raise StoreError(
+                        errno.EIO, f"object store: download of {what} failed: {exc}"
+                    ) from exc
+                delay = min(0.5 * 2 ** max(failures - 1, 0), 8.0)
+                log.warning(
+                    "object store: download of %s broke at %d of %d bytes (%s); resuming",
+                    what,
+                    written,
+                    size,
+                    exc,
+                )
+                time.sleep(delay)
 
 
 class _HashingReader:
@@ -380,15 +440,10 @@ class InputCache:
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(f".{target.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
         try:
-            self.make_room(client.head_object(Bucket=bucket, Key=_key(name))["ContentLength"])
-
-            def attempt():
-                # ranged GETs in parallel (TransferConfig); the file is hashed afterwards
-                with open(tmp, "wb") as fh:
-                    client.download_fileobj(bucket, _key(name), fh, Config=transfer_config())
-
+            head = client.head_object(Bucket=bucket, Key=_key(name))
+            self.make_room(head["ContentLength"])
             try:
-                _with_retries(f"download of {name}", attempt)
+                digest = _stream_object(client, bucket, _key(name), tmp, head, what=name)
             except StoreError as exc:
                 cause = exc.__cause__
                 if isinstance(cause, ClientError) and cause.response.get("Error", {}).get(
@@ -396,15 +451,10 @@ class InputCache:
                 ) in ("404", "NoSuchKey", "NotFound"):
                     raise FileNotFoundError(errno.ENOENT, f"{name} is not in the store") from exc
                 raise
-            if expect_sha256:
-                digest = hashlib.sha256()
-                with open(tmp, "rb") as fh:
-                    while block := fh.read(4 * BLOCK):
-                        digest.update(block)
-                if digest.hexdigest() != expect_sha256:
-                    raise StoreError(
-                        errno.EIO, f"{name}: the store's bytes do not match the recorded sha256"
-                    )
+            if expect_sha256 and digest != expect_sha256:
+                raise StoreError(
+                    errno.EIO, f"{name}: the store's bytes do not match the recorded sha256"
+                )
             os.replace(tmp, target)  # atomic: a concurrent reader sees all or nothing
         finally:
             Path(tmp).unlink(missing_ok=True)

@@ -230,6 +230,25 @@ def test_store_down_when_an_upload_completes_is_503_and_it_completes_later(
     assert upload.dataset.sha256 == hashlib.sha256(content).hexdigest()
 
 
+def test_store_lost_while_a_finished_upload_streams_to_it_is_retried(
+    object_store, client_as, analyst, project
+):
+    content = events_bytes(1_200_000)  # 12 MiB: a multipart upload of 3 parts
+    client = client_as(analyst)
+    response, location = create(client, len(content), filename="big.h5", project=str(project.pk))
+    half = len(content) // 2
+    assert patch(client, location, 0, content[:half]).status_code == 204
+    object_store.proxy.cut_after(7 * 1024**2, restore_after_s=0.3)
+    response = patch(client, location, half, content[half:])
+    assert response.status_code == 204, response.content
+    assert object_store.proxy.cuts == 1
+    upload = Upload.objects.get(pk=location.rstrip("/").rsplit("/", 1)[-1])
+    assert upload.status == "complete"
+    assert upload.dataset.sha256 == hashlib.sha256(content).hexdigest()
+    assert object_store.read(upload.dataset.file.name) == content
+    assert list(object_store.keys("datasets/")) == [upload.dataset.file.name]
+
+
 # --- the input cache -----------------------------------------------------------------------
 
 
@@ -283,6 +302,33 @@ def test_workers_on_one_machine_share_the_cache_safely(object_store, project, fa
     assert digests == {dataset.sha256} and len(paths) == 1
     cache_dir = Path(settings.CORRELI_CACHE_DIR)
     assert not [p for p in cache_dir.rglob(".*.tmp")]  # every download renamed or removed
+
+
+def test_a_download_cut_midway_resumes_where_it_stopped(object_store, project, factories, caplog):
+    content = np.random.default_rng(4).integers(0, 255, 9 * 1024**2, dtype=np.uint8).tobytes()
+    dataset = factories.make_dataset(
+        project, content=content, sha256=hashlib.sha256(content).hexdigest()
+    )
+    object_store.proxy.cut_after(4 * 1024**2, upstream=False, restore_after_s=0.3)
+    path = Path(store.local_path(dataset.file))
+    assert object_store.proxy.cuts == 1
+    assert path.read_bytes() == content  # sha256 checked: the resumed bytes join up exactly
+    assert "resuming" in caplog.text
+
+
+def test_a_download_that_never_gets_through_fails_and_caches_nothing(
+    object_store, project, factories
+):
+    content = b"y" * (3 * 1024**2)
+    dataset = factories.make_dataset(
+        project, content=content, sha256=hashlib.sha256(content).hexdigest()
+    )
+    store.InputCache.default().make_room(0)
+    object_store.proxy.cut_after(1024**2, upstream=False, restore_after_s=None)
+    with pytest.raises(OSError):
+        store.local_path(dataset.file)
+    assert not store.InputCache.default().entries()
+    assert not list(Path(store.InputCache.default().root).rglob("*.tmp"))
 
 
 def test_a_corrupted_object_is_refused_not_cached(object_store, project, factories):
