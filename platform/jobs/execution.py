@@ -270,6 +270,9 @@ def fail_with(job_id: int, exc: BaseException) -> None:
     """End a job failed: engine errors keep their own message, anything else is labelled."""
     if isinstance(exc, EngineError):
         _fail(job_id, str(exc))
+    elif isinstance(exc, store.StoreError):  # the store stayed unreachable: no result recorded
+        log.warning("job %s: %s", job_id, exc)
+        _fail(job_id, exc.strerror or str(exc))
     else:
         log.error("job %s crashed: %s", job_id, "".join(traceback.format_exception(exc)))
         _fail(job_id, f"internal error: {type(exc).__name__}: {exc}")
