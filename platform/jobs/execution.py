@@ -354,6 +354,8 @@ def execute_job(job_id: int, *, hostname: str = "", task_id: str = "") -> str:
         log.error("job %s crashed:\n%s", job_id, traceback.format_exc())
         _fail(job_id, f"internal error in {kind.label}: {type(exc).__name__}: {exc}")
         return JobStatus.FAILED
+    finally:
+        store.discard_scratch(f"results/{job.project_id}/{job.pk}")
     return JobStatus.SUCCEEDED
 
 
@@ -684,6 +686,7 @@ def merge_fanned_out(job_id: int, *, hostname: str = "", task_id: str = "") -> s
     finally:
         for p in parts:
             p.unlink(missing_ok=True)
+        store.discard_scratch(f"results/{job.project_id}/{job.pk}")
         if store.remote():
             for name in names:
                 try:

@@ -61,6 +61,7 @@ __all__ = [
     "local_path",
     "pinned",
     "output_dir",
+    "discard_scratch",
     "publish",
     "fetch",
     "holding",
@@ -255,6 +256,13 @@ def output_dir(name: str) -> Path:
     path = base / name
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def discard_scratch(name: str) -> None:
+    """Remove the scratch folder of ``name`` (a job's, once it ended: what a killed attempt
+    left there goes too). Nothing to do with local storage, where it is the stored folder."""
+    if remote():
+        shutil.rmtree(Path(settings.CORRELI_SCRATCH_DIR) / name, ignore_errors=True)
 
 
 def stored_name(local: Path) -> str:

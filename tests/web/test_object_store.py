@@ -117,7 +117,8 @@ def test_upload_job_result_and_downloads_go_through_the_store(
     assert len(stored) > PAD_BYTES and object_store.keys()[key] == result.size
     assert hashlib.sha256(stored).hexdigest() == result.sha256
     assert not (Path(settings.MEDIA_ROOT) / key).exists()
-    assert not any(Path(settings.CORRELI_SCRATCH_DIR).rglob("*.h5"))  # scratch emptied
+    scratch = Path(settings.CORRELI_SCRATCH_DIR)
+    assert not [p for p in scratch.rglob("*") if p.is_file()]  # scratch emptied
     assert result.summary["li_total"] == pytest.approx(0.71)
     assert "li_map" in result.figures
 
