@@ -4,7 +4,9 @@ a separate process, reached through a proxy that can cut the connection (tests/s
 Upload (tus) → stored object → job (input through the worker's cache, output uploaded) →
 Result → download, and the faults: the store lost in the middle of a result upload (retried:
 the job succeeds with the whole file) or for good (the job fails, no result row, no object),
-the store down when an upload completes (503, the upload completes later).
+the store down when an upload completes (503, the upload completes later) or lost while it
+streams there (retried), a download cut midway (resumed), a deletion while the store is down
+(recorded, retried).
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from jobs import engine_registry as registry
 from jobs import execution
 from jobs.models import AnalysisJob, Result
 from projects import store
+from projects.models import PendingFileRemoval
+from projects.tasks import retry_file_removals
 from uploads.models import Upload
 
 from tests.web.test_uploads import TUS, create, events_bytes, patch, upload_all
@@ -364,3 +368,20 @@ def test_unknown_storage_setting_is_refused(monkeypatch):
         importlib.reload(base)
     monkeypatch.delenv("CORRELI_STORAGE")
     importlib.reload(base)
+
+
+def test_deletion_with_the_store_down_is_recorded_and_retried(
+    object_store, project, factories, django_capture_on_commit_callbacks
+):
+    dataset = factories.make_dataset(project, content=b"kept until the store is back")
+    name = dataset.file.name
+    assert name in object_store.keys()
+    object_store.proxy.cut()
+    with django_capture_on_commit_callbacks(execute=True):
+        dataset.delete()
+    pending = PendingFileRemoval.objects.get()
+    assert pending.path == f"store:{name}" and "object store" in pending.last_error
+    assert retry_file_removals() == {"removed": 0, "failed": 1}
+    object_store.proxy.restore()
+    assert retry_file_removals() == {"removed": 1, "failed": 0}
+    assert name not in object_store.keys() and not PendingFileRemoval.objects.exists()
