@@ -17,9 +17,9 @@ Every stored file (datasets, job results, detector calibration arrays, exports) 
       row's checksum; the ETag when a row has none). A download is one streaming GET (resumed
       with a Range request after a dropped connection) written to a temporary name and renamed
       into place, so workers sharing a machine never see half a file; the sha256 is computed
-      while the bytes stream in and must match the row's. The least recently used entries are evicted by
-      size; an entry a job holds (:func:`pinned`, a shared ``flock``) or touched in the last
-      minute is never evicted.
+      while the bytes stream in and must match the row's. The least recently used entries are
+      evicted by size; an entry a running job holds (:func:`holding`, a shared ``flock``) or
+      touched in the last minute is never evicted.
     * Outputs are written under a local scratch folder (``CORRELI_SCRATCH_DIR``) and uploaded
       with a streamed multipart upload (:func:`publish`) before the Result row is written. An
       S3 object only appears when its multipart upload completes, so a failed or interrupted
@@ -30,9 +30,9 @@ Every stored file (datasets, job results, detector calibration arrays, exports) 
     * Downloads stream from the store in blocks (:func:`download_response`); the views keep
       their permission checks.
 
-Call sites never branch on the backend: they use :func:`local_path`, :func:`pinned`,
-:func:`output_dir`, :func:`publish`, :func:`store_upload`, :func:`download_response` and
-:func:`delete`.
+Call sites never branch on the backend: they use :func:`local_path`, :func:`holding`,
+:func:`output_dir`, :func:`publish`, :func:`fetch`, :func:`download_response` and
+:func:`delete` (the uploads app adds :func:`store_upload` to its object-store completion).
 """
 
 from __future__ import annotations
@@ -59,7 +59,6 @@ log = logging.getLogger(__name__)
 __all__ = [
     "remote",
     "local_path",
-    "pinned",
     "output_dir",
     "discard_scratch",
     "publish",
@@ -150,7 +149,7 @@ def _transient(exc: BaseException) -> bool:
     return isinstance(exc, ConnectionResetError | TimeoutError)
 
 
-def _with_retries(what: str, attempt: Callable[[], object], *, before_retry=None):
+def _with_retries(what: str, attempt: Callable[[], object]):
     """Run ``attempt``; retry a transient store error ``CORRELI_S3_TRANSFER_ATTEMPTS`` times."""
     attempts = max(int(settings.CORRELI_S3_TRANSFER_ATTEMPTS), 1)
     for n in range(1, attempts + 1):
@@ -164,8 +163,6 @@ def _with_retries(what: str, attempt: Callable[[], object], *, before_retry=None
             delay = min(0.5 * 2 ** (n - 1), 8.0)
             log.warning("object store: %s failed (%s); retry %d in %.1f s", what, exc, n, delay)
             time.sleep(delay)
-            if before_retry is not None:
-                before_retry()
     raise AssertionError("unreachable")
 
 
@@ -395,17 +392,6 @@ def local_path(field_file) -> str:
     return str(InputCache.default().materialise(field_file))
 
 
-@contextmanager
-def pinned(field_file) -> Iterator[str]:
-    """:func:`local_path`, kept from eviction while the block runs (a job reading it)."""
-    path = local_path(field_file)
-    if not remote() or not os.path.exists(path):
-        yield path
-        return
-    with InputCache.default().hold(Path(path)):
-        yield path
-
-
 class InputCache:
     """Objects of the store as local files: ``<root>/<key[:2]>/<key><suffix>``, LRU by size."""
 
@@ -437,7 +423,10 @@ class InputCache:
             os.utime(target)  # recently used
             return target
         expect = key if SHA256.match(key) else ""
-        self.download(name, target, expect_sha256=expect)
+        try:
+            self.download(name, target, expect_sha256=expect)
+        except FileNotFoundError:
+            return self.root / "missing" / Path(name).name
         return target
 
     def download(self, name: str, target: Path, *, expect_sha256: str = "") -> None:
@@ -448,9 +437,11 @@ class InputCache:
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(f".{target.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
         try:
-            head = client.head_object(Bucket=bucket, Key=_key(name))
-            self.make_room(head["ContentLength"])
             try:
+                head = _with_retries(
+                    f"reading {name}", lambda: client.head_object(Bucket=bucket, Key=_key(name))
+                )
+                self.make_room(head["ContentLength"])
                 digest = _stream_object(client, bucket, _key(name), tmp, head, what=name)
             except StoreError as exc:
                 cause = exc.__cause__

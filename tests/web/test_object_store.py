@@ -15,6 +15,7 @@ import dataclasses
 import hashlib
 import multiprocessing
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -385,3 +386,13 @@ def test_deletion_with_the_store_down_is_recorded_and_retried(
     object_store.proxy.restore()
     assert retry_file_removals() == {"removed": 1, "failed": 0}
     assert name not in object_store.keys() and not PendingFileRemoval.objects.exists()
+
+
+def test_an_object_missing_from_the_store_reads_as_a_missing_file(object_store, project, factories):
+    content = b"li=0.70"
+    dataset = factories.make_dataset(
+        project, content=content, sha256=hashlib.sha256(content).hexdigest()
+    )
+    object_store.client.delete_object(Bucket=object_store.bucket, Key=dataset.file.name)
+    shutil.rmtree(store.InputCache.default().root, ignore_errors=True)
+    assert not os.path.exists(store.local_path(dataset.file))  # "missing from storage" upstream
