@@ -8,12 +8,14 @@ ARG BASE_IMAGE=correli-base:bookworm
 FROM ${BASE_IMAGE}
 RUN --mount=type=secret,id=ca \
     set -eu; \
-    pkgs="python3-venv"; \
-    command -v python3 >/dev/null || pkgs="$pkgs python3"; \
-    ca=""; [ -s /run/secrets/ca ] && ca="-o Acquire::https::CAInfo=/run/secrets/ca"; \
-    apt-get $ca update -q; \
-    apt-get $ca install -y -q --no-install-recommends $pkgs; \
-    rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/log/apt /var/log/dpkg.log; \
+    pkgs=""; \
+    command -v python3 >/dev/null || pkgs="python3"; \
+    if [ -n "$pkgs" ] || ! python3 -c "import ensurepip, venv" 2>/dev/null; then \
+      ca=""; [ -s /run/secrets/ca ] && ca="-o Acquire::https::CAInfo=/run/secrets/ca"; \
+      apt-get $ca update -q; \
+      apt-get $ca install -y -q --no-install-recommends $pkgs python3-venv; \
+      rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/log/apt /var/log/dpkg.log; \
+    fi; \
     python3 -m venv /opt/store
 COPY deploy/images/store-requirements.lock /tmp/store-requirements.lock
 RUN --mount=type=secret,id=ca --mount=type=secret,id=pipconf \
