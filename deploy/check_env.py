@@ -1,5 +1,5 @@
-"""Refuse to start a container with a missing or weak SECRET_KEY, or a database password left
-at the example value of deploy/env.example. Prints one line saying what to fix; exit 1."""
+"""Refuse to start a container with a missing or weak SECRET_KEY, or a database password (or
+the object store's secret key) left at the example value of deploy/env.example. Prints one line saying what to fix; exit 1."""
 
 import os
 import sys
@@ -21,6 +21,8 @@ def problems(environ) -> list[str]:
     url = environ.get("DATABASE_URL", "")
     if url:
         passwords["the DATABASE_URL password"] = urlsplit(url).password
+    # the object store's secret, when the stack uses one (deploy/env.example has an example)
+    passwords["CORRELI_S3_SECRET_ACCESS_KEY"] = environ.get("CORRELI_S3_SECRET_ACCESS_KEY")
     for name, value in passwords.items():
         if value is not None and (value == "" or value.startswith(EXAMPLE_PREFIX)):
             found.append(f"{name} is empty or still the example value")

@@ -73,3 +73,60 @@ def client_as(client):
         return client
 
     return login
+
+
+# --- object storage (CORRELI_STORAGE=s3) against a real S3 server --------------------------
+
+
+@pytest.fixture(scope="session")
+def moto_s3(tmp_path_factory):
+    """moto's standalone S3 server, a separate process on a free 127.0.0.1 port."""
+    from tests.s3_store import MotoServer
+
+    server = MotoServer(tmp_path_factory.mktemp("moto") / "moto.log").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def object_store(moto_s3, settings, tmp_path):
+    """Switch the platform to ``CORRELI_STORAGE=s3``: a fresh bucket on the moto server,
+    reached through a :class:`~tests.s3_store.FlakyProxy` (``object_store.proxy``) so that a
+    test can cut the store off. Cache and scratch live under ``tmp_path``."""
+    import uuid
+    from types import SimpleNamespace
+
+    from config.settings.base import s3_storage_setting
+
+    from tests.s3_store import FlakyProxy
+
+    bucket = f"correli-{uuid.uuid4().hex[:12]}"
+    client = moto_s3.client()
+    client.create_bucket(Bucket=bucket)
+    proxy = FlakyProxy(moto_s3.port)
+    settings.CORRELI_STORAGE = "s3"
+    settings.CORRELI_CACHE_DIR = tmp_path / "input-cache"
+    settings.CORRELI_SCRATCH_DIR = tmp_path / "scratch"
+    settings.CORRELI_S3_MULTIPART_CHUNK_BYTES = 5 * 1024**2  # S3's smallest part
+    settings.CORRELI_S3_TRANSFER_ATTEMPTS = 3
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": s3_storage_setting(
+            bucket=bucket,
+            endpoint_url=proxy.endpoint,
+            region="us-east-1",
+            access_key="testing",
+            secret_key="testing",
+            max_attempts=2,
+        ),
+    }
+
+    def keys(prefix: str = "") -> dict[str, int]:
+        pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+        return {o["Key"]: o["Size"] for page in pages for o in page.get("Contents", [])}
+
+    def read(key: str) -> bytes:
+        return client.get_object(Bucket=bucket, Key=key)["Body"].read()
+
+    yield SimpleNamespace(bucket=bucket, client=client, proxy=proxy, keys=keys, read=read)
+    proxy.close()

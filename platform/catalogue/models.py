@@ -13,6 +13,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.urls import reverse
+from projects import store
 from projects.models import Project
 
 from analysis_engine.io.sniff import DATASET_KINDS
@@ -390,9 +391,12 @@ class DetectorCalibration(ProjectObject):
 
     def engine_paths(self) -> dict[str, str]:
         """``run_events`` options naming the stored arrays."""
-        paths = {"gradients_path": self.gradients.path, "intercepts_path": self.intercepts.path}
+        paths = {
+            "gradients_path": store.local_path(self.gradients),
+            "intercepts_path": store.local_path(self.intercepts),
+        }
         if self.thresholds:
-            paths["thresholds_path"] = self.thresholds.path
+            paths["thresholds_path"] = store.local_path(self.thresholds)
         return paths
 
 

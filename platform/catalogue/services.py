@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 
 from django.db.models import ProtectedError, RestrictedError
+from projects import store
 
 from analysis_engine.errors import EngineInputError
 from analysis_engine.io.sniff import sniff
@@ -30,7 +31,7 @@ def validate_dataset_file(dataset: Dataset, *, compute_checksum: bool = True) ->
     A file whose content is another kind than declared, or that breaks its format, is kept
     with status ``rejected`` and the engine's message.
     """
-    path = dataset.file.path
+    path = store.local_path(dataset.file)
     if compute_checksum or not dataset.sha256:
         dataset.sha256, dataset.size = file_sha256(path)
     try:
@@ -51,7 +52,14 @@ def validate_dataset_file(dataset: Dataset, *, compute_checksum: bool = True) ->
 
 def verify_checksum(dataset: Dataset) -> bool:
     """True when the stored file still hashes to the recorded sha256."""
-    digest, size = file_sha256(dataset.file.path)
+    if store.remote():  # the cache entry is keyed by the sha256: read the store's bytes
+        with store.open_stream(dataset.file) as fh:
+            digest, size = hashlib.sha256(), 0
+            while chunk := fh.read(CHUNK_BYTES):
+                digest.update(chunk)
+                size += len(chunk)
+        return digest.hexdigest() == dataset.sha256 and size == dataset.size
+    digest, size = file_sha256(store.local_path(dataset.file))
     return digest == dataset.sha256 and size == dataset.size
 
 

@@ -5,10 +5,11 @@ on changes; a delete that would orphan data is refused with the reason."""
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import ProtectedError, RestrictedError
-from django.http import FileResponse, Http404, HttpResponseRedirect
+from django.http import Http404, HttpResponseRedirect
 from django.urls import NoReverseMatch, path, reverse
 from django.views import generic
 from django_filters.views import FilterView
+from projects import store
 from projects.api.exceptions import protected_message
 from projects.permissions import (
     ProjectEditMixin,
@@ -160,7 +161,7 @@ def dataset_download(request, pk: int):
     if not dataset.file:
         raise Http404("This dataset has no stored file.")
     name = dataset.file.name.rsplit("/", 1)[-1]
-    return FileResponse(dataset.file.open("rb"), as_attachment=True, filename=name)
+    return store.download_response(dataset.file, filename=name)
 
 
 CATALOGUE = [

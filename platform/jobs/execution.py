@@ -8,7 +8,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import socket
 import threading
 import time
@@ -24,6 +23,7 @@ from django.conf import settings
 from django.db import close_old_connections, transaction
 from django.db.models import F
 from django.utils import timezone
+from projects import store
 
 import analysis_engine
 from analysis_engine.errors import EngineError, EngineInputError
@@ -132,9 +132,9 @@ def heartbeat(job_id: int, *, interval_s: float | None = None) -> Iterator[None]
 
 
 def results_dir(job: AnalysisJob) -> Path:
-    path = Path(settings.MEDIA_ROOT) / "results" / str(job.project_id) / str(job.pk)
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    """Where the job writes its files: the storage folder itself with local storage, the
+    worker's scratch area with the object store (uploaded by :func:`store.publish`)."""
+    return store.output_dir(f"results/{job.project_id}/{job.pk}")
 
 
 def _sha256_file(path: Path) -> str:
@@ -146,14 +146,15 @@ def _sha256_file(path: Path) -> str:
 
 
 def resolve_inputs(job: AnalysisJob) -> list[tuple[Any, str, str]]:
-    """(object, data kind, absolute path) for each input, datasets first, then results.
+    """(object, data kind, local path) for each input, datasets first, then results.
 
-    An upstream stage whose result an option names (the masked compton stage's ``mask``: the
-    correlate result) feeds that option, not an input slot.
+    With the object store the paths are entries of the worker's input cache (downloaded on
+    first use). An upstream stage whose result an option names (the masked compton stage's
+    ``mask``: the correlate result) feeds that option, not an input slot.
     """
     items: list[tuple[Any, str, str]] = []
     for ds in job.inputs.order_by("id"):
-        items.append((ds, ds.kind, ds.file.path))
+        items.append((ds, ds.kind, store.local_path(ds.file)))
     results = list(job.input_results.order_by("id"))
     named = {
         value["result"]
@@ -169,7 +170,7 @@ def resolve_inputs(job: AnalysisJob) -> list[tuple[Any, str, str]]:
     for res in results:
         if not res.output_file:
             raise EngineInputError(f"result #{res.pk} has no output file")
-        items.append((res, data_kind(res), res.output_file.path))
+        items.append((res, data_kind(res), store.local_path(res.output_file)))
     return items
 
 
@@ -178,13 +179,17 @@ def result_exports(result: Result) -> list[str]:
     if not result.output_file:
         return []
     try:
-        return export_formats(result.output_file.path)
+        return export_formats(store.local_path(result.output_file))
     except (EngineInputError, OSError):
         return []
 
 
-def export_result_file(result: Result, fmt: str) -> Path:
-    """The result's output converted to ``fmt``, made once and kept beside it.
+def export_result_file(result: Result, fmt: str) -> tuple[str, str]:
+    """The result's output converted to ``fmt``, made once and stored beside it.
+
+    Returns ``(storage name, download file name)``; :func:`store.download_response` serves it.
+    With the object store the export is written in the scratch area and uploaded; its name
+    carries the source's checksum, so a retried job's new output gets a new export.
 
     Raises
     ------
@@ -193,11 +198,20 @@ def export_result_file(result: Result, fmt: str) -> Path:
     """
     if fmt not in result_exports(result):
         raise EngineInputError(f"result #{result.pk} offers no {fmt} export")
-    source = Path(result.output_file.path)
-    target = source.parent / "exports" / f"{source.stem}.{fmt}"
+    source = Path(store.local_path(result.output_file))
+    stem = Path(result.output_file.name).stem
+    folder = store.output_dir(f"{Path(result.output_file.name).parent.as_posix()}/exports")
+    if store.remote():
+        target = folder / f"{stem}.{result.sha256[:12]}.{fmt}"
+        name = store.stored_name(target)
+        if not store.exists(name):
+            export_result(source, fmt, target)
+            store.publish(target, keep=False)
+        return name, f"{stem}.{fmt}"
+    target = folder / f"{stem}.{fmt}"
     if not target.exists() or target.stat().st_mtime < source.stat().st_mtime:
         export_result(source, fmt, target)
-    return target
+    return store.stored_name(target), target.name
 
 
 def detector_calibration_options(job: AnalysisJob, inputs) -> dict[str, str]:
@@ -244,7 +258,9 @@ def _own_words(message: str, labels: dict[str, str]) -> str:
     """The engine's message with server paths replaced by the names of the user's objects."""
     for path, label in sorted(labels.items(), key=lambda item: -len(item[0])):
         message = message.replace(path, label)
-    return message.replace(str(settings.MEDIA_ROOT).rstrip("/") + "/", "")
+    for root in store.local_roots():
+        message = message.replace(str(root).rstrip("/") + "/", "")
+    return message
 
 
 def _fail(job_id: int, message: str) -> None:
@@ -261,6 +277,9 @@ def fail_with(job_id: int, exc: BaseException) -> None:
     """End a job failed: engine errors keep their own message, anything else is labelled."""
     if isinstance(exc, EngineError):
         _fail(job_id, str(exc))
+    elif isinstance(exc, store.StoreError):  # the store stayed unreachable: no result recorded
+        log.warning("job %s: %s", job_id, exc)
+        _fail(job_id, exc.strerror or str(exc))
     else:
         log.error("job %s crashed: %s", job_id, "".join(traceback.format_exception(exc)))
         _fail(job_id, f"internal error: {type(exc).__name__}: {exc}")
@@ -317,7 +336,10 @@ def execute_job(job_id: int, *, hostname: str = "", task_id: str = "") -> str:
             options.update(detector_calibration_options(job, inputs))
             progress = job_progress(job.pk)
             progress(0.0, f"{kind.label}: starting")
-            summary = registry.run_engine(kind, specs, str(output_path), options, progress=progress)
+            with store.holding([path for _, _, path in inputs]):
+                summary = registry.run_engine(
+                    kind, specs, str(output_path), options, progress=progress
+                )
             elapsed = time.perf_counter() - started
             if not store_result(
                 job, kind, inputs, output_path, summary, elapsed, hostname, task_id
@@ -330,10 +352,17 @@ def execute_job(job_id: int, *, hostname: str = "", task_id: str = "") -> str:
     except EngineError as exc:
         _fail(job_id, _own_words(str(exc), labels))
         return JobStatus.FAILED
+    except store.StoreError as exc:  # the store stayed unreachable: no result was recorded
+        log.warning("job %s: %s", job_id, exc)
+        output_path.unlink(missing_ok=True)
+        _fail(job_id, f"{kind.label}: {_own_words(exc.strerror or str(exc), labels)}")
+        return JobStatus.FAILED
     except Exception as exc:  # noqa: BLE001 - a job must end failed, never stuck running
         log.error("job %s crashed:\n%s", job_id, traceback.format_exc())
         _fail(job_id, f"internal error in {kind.label}: {type(exc).__name__}: {exc}")
         return JobStatus.FAILED
+    finally:
+        store.discard_scratch(f"results/{job.project_id}/{job.pk}")
     return JobStatus.SUCCEEDED
 
 
@@ -351,7 +380,12 @@ def store_result(job, kind, inputs, output_path: Path, summary, elapsed, hostnam
         for name, fig in to_jsonable(engine_figures).items():
             if isinstance(fig, dict) and "data" in fig:
                 figs.setdefault(f"engine_{name}", fig)
-    rel = os.path.relpath(output_path, settings.MEDIA_ROOT)
+    has_output = output_path.exists()
+    sha256 = _sha256_file(output_path) if has_output else ""
+    size = output_path.stat().st_size if has_output else 0
+    # the stored file first: the Result row (what makes a result visible) only once the bytes
+    # are in place; a store that stays unreachable fails the job with no result recorded
+    name = store.publish(output_path, sha256=sha256) if has_output else ""
     provenance = {
         "engine_version": analysis_engine.__version__,
         "engine_function": registry.function_name(kind),
@@ -388,9 +422,9 @@ def store_result(job, kind, inputs, output_path: Path, summary, elapsed, hostnam
             job=job,
             kind=kind.name,
             name=f"{kind.label} #{job.pk}",
-            output_file=rel if output_path.exists() else "",
-            sha256=_sha256_file(output_path) if output_path.exists() else "",
-            size=output_path.stat().st_size if output_path.exists() else 0,
+            output_file=name,
+            sha256=sha256,
+            size=size,
             summary=summary,
             figures=figs,
             provenance=provenance,
@@ -596,13 +630,18 @@ def run_chunk(job_id: int, chunk_index: int) -> str:
     chunks = job.fanout["chunks"]
     try:
         with heartbeat(job_id):
-            registry.call_accepting(
-                registry.get_kind(job.kind).chunks.chunk,
-                job.fanout["input"],
-                str(part_path(job, chunk_index)),
-                slices=tuple(chunks[chunk_index]),
-                **job.fanout["options"],
-            )
+            # resolved again here: with the object store the input comes from this worker's
+            # cache, and the part goes to the store (the merge may run on another machine)
+            inputs = resolve_inputs(job)
+            with store.holding([path for _, _, path in inputs]):
+                registry.call_accepting(
+                    registry.get_kind(job.kind).chunks.chunk,
+                    input_specs(job, inputs)[0],
+                    str(part_path(job, chunk_index)),
+                    slices=tuple(chunks[chunk_index]),
+                    **job.fanout["options"],
+                )
+            store.publish(part_path(job, chunk_index), keep=False)
     except Exception as exc:  # noqa: BLE001 - the job ends failed with the message
         fail_with(job_id, exc)
         return JobStatus.FAILED
@@ -627,11 +666,13 @@ def merge_fanned_out(job_id: int, *, hostname: str = "", task_id: str = "") -> s
     if job.status != JobStatus.RUNNING:
         return job.status
     kind = registry.get_kind(job.kind)
-    parts = [part_path(job, i) for i in range(len(job.fanout["chunks"]))]
+    names = [store.stored_name(part_path(job, i)) for i in range(len(job.fanout["chunks"]))]
+    parts: list[Path] = []
     output_path = results_dir(job) / kind.output_name
     started = time.perf_counter()
     try:
         with heartbeat(job_id):
+            parts = [store.fetch(name) for name in names]
             summary = registry.call_accepting(
                 kind.chunks.merge, [str(p) for p in parts], str(output_path)
             )
@@ -652,4 +693,11 @@ def merge_fanned_out(job_id: int, *, hostname: str = "", task_id: str = "") -> s
     finally:
         for p in parts:
             p.unlink(missing_ok=True)
+        store.discard_scratch(f"results/{job.project_id}/{job.pk}")
+        if store.remote():
+            for name in names:
+                try:
+                    store.delete(name)
+                except OSError as exc:  # the job folder goes with the job
+                    log.warning("part %s not removed from the store: %s", name, exc)
     return JobStatus.SUCCEEDED if stored else JobStatus.CANCELLED

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from catalogue.models import Dataset
+from projects import store
 from projects.permissions import scope_queryset
 
 from analysis_engine.errors import EngineInputError
@@ -113,7 +114,7 @@ def _file_of(obj):
 
 
 def _check_inner_path(obj, ref: Reference) -> None:
-    held = dataset_paths(_file_of(obj).path, what=ref.label)
+    held = dataset_paths(store.local_path(_file_of(obj)), what=ref.label)
     if "/" + ref.path.strip("/") in held:
         return
     raise EngineInputError(
@@ -178,7 +179,7 @@ def resolve(kind, parameters: Mapping[str, Any], *, project) -> tuple[dict, dict
         if ref is None:
             continue
         obj = _lookup(ref, project=project, user=None)
-        path = _file_of(obj).path
+        path = store.local_path(_file_of(obj))
         labels[path] = f"{ref.label} ({obj})"
         out[name] = f"{path}:{ref.path}" if ref.path else path
     return out, labels

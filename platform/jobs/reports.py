@@ -21,6 +21,7 @@ from catalogue.models import Cell
 from django.conf import settings
 from django.template.loader import render_to_string
 from django.utils import timezone
+from projects import store
 
 from analysis_engine.correlation import li_gradient_pct
 from analysis_engine.errors import EngineInputError
@@ -175,7 +176,7 @@ def _read_map(res: Result, name: str) -> np.ndarray | None:
     if not res.output_file:
         return None
     try:
-        return read_result_array(res.output_file.path, name)
+        return read_result_array(store.local_path(res.output_file), name)
     except EngineInputError:  # a missing or unreadable file: the report goes on without it
         return None
 

@@ -12,6 +12,10 @@ Only paths under the storage roots (``MEDIA_ROOT``, ``CORRELI_UPLOAD_TMP``,
 ``CORRELI_DATA_ROOT``) are ever removed, and a path a surviving row still references is kept
 (a retried job replaces its result row but keeps the file name).
 
+With the object store (``CORRELI_STORAGE=s3``) datasets and results are objects: they are
+named ``store:<name>`` (``store:<folder>/`` for everything under a folder) and removed from the
+bucket the same way, failures included (PendingFileRemoval keeps the ``store:`` name).
+
 The receivers are connected by ``ProjectsConfig.ready`` through lazy model references, so the
 apps whose rows own files need no code of their own for this.
 """
@@ -31,7 +35,7 @@ from django.db import transaction
 from django.db.models import F
 from django.db.models.signals import post_delete
 
-from projects import audit
+from projects import audit, store
 from projects.models import AuditEvent, PendingFileRemoval
 
 __all__ = [
@@ -72,6 +76,13 @@ def _remove(path: Path) -> None:
         shutil.rmtree(path)
 
 
+STORE = "store:"
+
+
+def _remove_stored(name: str) -> None:
+    store.delete(name.rstrip("/"), prefix=name.endswith("/"))
+
+
 def remove_now(
     paths: Iterable[Path | str],
     *,
@@ -83,6 +94,23 @@ def remove_now(
     """Remove ``paths`` now; failures become PendingFileRemoval rows. Returns what happened."""
     removed, failed, kept, freed = [], [], [], 0
     for raw in paths:
+        if isinstance(raw, str) and raw.startswith(STORE):
+            name = raw[len(STORE) :]
+            if still_referenced is not None and still_referenced(Path(name)):
+                kept.append(raw)
+                continue
+            try:
+                _remove_stored(name)
+            except OSError as exc:
+                logger.warning("could not remove %s (%s); will retry", raw, exc)
+                PendingFileRemoval.objects.update_or_create(
+                    path=raw, defaults={"reason": reason[:200], "last_error": str(exc)}
+                )
+                failed.append(raw)
+                continue
+            PendingFileRemoval.objects.filter(path=raw).delete()
+            removed.append(raw)
+            continue
         path = Path(raw)
         if not path.is_absolute() or not _inside_roots(path):
             logger.warning("not removing %s: outside the storage roots", path)
@@ -129,7 +157,7 @@ def schedule_removal(
     still_referenced: Callable[[Path], bool] | None = None,
 ) -> None:
     """Remove ``paths`` when the current transaction commits (at once outside one)."""
-    paths = [Path(p) for p in paths if p]
+    paths = [p if isinstance(p, str) and p.startswith(STORE) else Path(p) for p in paths if p]
     if not paths:
         return
     user = audit.current_user()
@@ -163,7 +191,10 @@ def retry_pending(*, limit: int = 1000) -> dict:
 # --- receivers -----------------------------------------------------------------------------
 
 
-def _media(name: str) -> Path:
+def _media(name: str, *, folder: bool = False) -> Path | str:
+    """The local path of stored file (or folder) ``name``, or ``store:name`` for an object."""
+    if store.remote():
+        return f"{STORE}{name.rstrip('/')}{'/' if folder else ''}"
     return Path(settings.MEDIA_ROOT) / name
 
 
@@ -193,7 +224,7 @@ def _result_deleted(sender, instance, **kwargs):
 
 
 def _job_deleted(sender, instance, **kwargs):
-    folder = _media("results") / str(instance.project_id) / str(instance.pk)
+    folder = _media(f"results/{instance.project_id}/{instance.pk}", folder=True)
     schedule_removal([folder], reason=f"job {instance.pk} deleted", project_id=instance.project_id)
 
 
@@ -210,8 +241,8 @@ def _project_deleted(sender, instance, **kwargs):
     # that never had a row (a crash between writing and recording).
     schedule_removal(
         [
-            _media("datasets") / str(instance.pk),
-            _media("results") / str(instance.pk),
+            _media(f"datasets/{instance.pk}", folder=True),
+            _media(f"results/{instance.pk}", folder=True),
         ],
         reason=f"project {instance.pk} ({instance.name}) deleted",
         project_id=instance.pk,
@@ -256,6 +287,11 @@ def find_orphans(*, min_age_s: float = 3600.0) -> list[Path]:
             return path.lstat().st_mtime < cutoff
         except OSError:
             return False
+
+    if store.remote():  # objects: only the partial uploads are local files
+        tmp = Path(settings.CORRELI_UPLOAD_TMP)
+        live = {str(pk) for pk in Upload.objects.values_list("pk", flat=True)}
+        return [p for p in tmp.glob("*.part") if p.stem not in live and old(p)]
 
     tmp = Path(settings.CORRELI_UPLOAD_TMP)
     if tmp.is_dir():

@@ -8,7 +8,7 @@ from datetime import timedelta
 from catalogue.models import Cell, Sample
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import FileResponse, Http404, HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -16,6 +16,7 @@ from django.utils.text import slugify
 from django.views.decorators.http import require_GET, require_POST
 from jobs import reports
 from jobs.models import Result
+from projects import store
 from projects.permissions import get_for_user_or_404
 
 from reviews import services
@@ -92,13 +93,7 @@ def download(request, token: str, what: str):
             return _private(response)
         if not result.output_file:
             raise Http404("This result has no output file.")
-        return _private(
-            FileResponse(
-                result.output_file.open("rb"),
-                as_attachment=True,
-                filename=result.output_file.name.rsplit("/", 1)[-1],
-            )
-        )
+        return _private(store.download_response(result.output_file))
     data, title, basename = _report(link)
     if what == "html":
         response = HttpResponse(

@@ -40,6 +40,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Sum
 from django.utils import timezone
+from projects import store
 from projects.models import Project
 from projects.permissions import can_edit, role_in
 
@@ -478,26 +479,15 @@ def complete_upload(upload: Upload, *, hasher=None) -> Upload:
     size = partial.stat().st_size
     if size != upload.length:
         raise TusError(409, f"Only {size} of {upload.length} bytes are stored; resume the upload.")
+    if store.remote():
+        return _complete_to_store(upload, partial, size)
     if hasher is not None:
         digest = hasher.hexdigest()
     else:
         digest, _ = file_sha256(partial)
     _forget_running_hash(upload.pk)
 
-    dataset = Dataset(
-        project=upload.project,
-        kind=upload.dataset_kind,
-        name=upload.filename,
-        size=size,
-        sha256=digest,
-        status=DatasetStatus.VALIDATING,
-        cell=upload.cell,
-        charge_state=upload.charge_state,
-        beamtime=upload.beamtime,
-        region=upload.region,
-        metadata={"upload_id": str(upload.pk), "original_filename": upload.filename},
-        created_by=upload.created_by,
-    )
+    dataset = _new_dataset(upload, size, digest)
     name, target = _reserve_storage_name(dataset, upload.filename)
     _move(partial, target)
     dataset.file.name = name
@@ -515,6 +505,69 @@ def complete_upload(upload: Upload, *, hasher=None) -> Upload:
         raise
     upload.status, upload.offset, upload.dataset = UploadStatus.COMPLETE, upload.length, dataset
     return upload
+
+
+def _complete_to_store(upload: Upload, partial: Path, size: int) -> Upload:
+    """The object-store flavour of :func:`complete_upload`: stream the assembled file to the
+    store (multipart, the sha256 computed in the same pass), then record the Dataset.
+
+    The partial file is kept until the row is saved. A store that stays unreachable answers
+    503 with the upload's offset one byte short of its length, so the client's resumption
+    (HEAD, PATCH the rest) completes it later; the stored object of a failed save is removed. Afterwards the file moves into the input cache, where the
+    format check reads it without downloading it back.
+    """
+    _forget_running_hash(upload.pk)
+    dataset = _new_dataset(upload, size, "")
+    wanted = Dataset._meta.get_field("file").generate_filename(dataset, upload.filename)
+    try:
+        name, digest, stored_size = store.store_upload(partial, dataset.file, wanted)
+    except OSError as exc:
+        logger.warning("upload %s not stored: %s", upload.pk, exc)
+        if size > 0:
+            # Hand the last byte back to the client: its resumed upload (HEAD, then PATCH from
+            # the offset) sends it again, and that PATCH completes the upload once more.
+            os.truncate(partial, size - 1)
+            Upload.objects.filter(pk=upload.pk).update(offset=size - 1, updated_at=timezone.now())
+            upload.offset = size - 1
+        raise TusError(
+            503, "The object store cannot be reached; the upload can be completed later."
+        ) from exc
+    if stored_size != size:
+        store.delete(name)
+        raise TusError(409, "The upload changed while it was stored; resume the upload.")
+    dataset.file.name, dataset.sha256 = name, digest
+    try:
+        with transaction.atomic():
+            dataset.save()
+            Upload.objects.filter(pk=upload.pk).update(
+                status=UploadStatus.COMPLETE,
+                offset=upload.length,
+                dataset=dataset,
+                updated_at=timezone.now(),
+            )
+    except Exception:
+        store.delete(name)
+        raise
+    store.InputCache.default().adopt(partial, digest, suffix=Path(upload.filename).suffix)
+    upload.status, upload.offset, upload.dataset = UploadStatus.COMPLETE, upload.length, dataset
+    return upload
+
+
+def _new_dataset(upload: Upload, size: int, digest: str) -> Dataset:
+    return Dataset(
+        project=upload.project,
+        kind=upload.dataset_kind,
+        name=upload.filename,
+        size=size,
+        sha256=digest,
+        status=DatasetStatus.VALIDATING,
+        cell=upload.cell,
+        charge_state=upload.charge_state,
+        beamtime=upload.beamtime,
+        region=upload.region,
+        metadata={"upload_id": str(upload.pk), "original_filename": upload.filename},
+        created_by=upload.created_by,
+    )
 
 
 def check_format(upload: Upload) -> None:

@@ -25,6 +25,7 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.utils import timezone
 from jobs import figures
+from projects import store
 
 from analysis_engine.electrochem.cycling import coulombic_efficiency
 from analysis_engine.errors import EngineError, EngineInputError
@@ -187,7 +188,7 @@ def has_preview(dataset: Dataset) -> bool:
 def _checked_path(dataset: Dataset) -> str:
     if not dataset.file:
         raise EngineInputError("the dataset has no file")
-    path = dataset.file.path
+    path = store.local_path(dataset.file)
     if not os.path.exists(path):
         raise EngineInputError("the dataset's file is missing from storage")
     return path

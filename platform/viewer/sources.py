@@ -9,6 +9,7 @@ from typing import Any
 
 from catalogue.models import Dataset
 from jobs.models import Result
+from projects import store
 
 from analysis_engine.errors import EngineInputError
 from analysis_engine.io.nxtomo import DATA_PATH, RECONSTRUCTION_PATH, read_nxtomo_info
@@ -75,7 +76,7 @@ def _file(obj) -> str:
     field_file = obj.output_file if isinstance(obj, Result) else obj.file
     if not field_file:
         raise EngineInputError(f"{obj} has no file to show")
-    path = field_file.path
+    path = store.local_path(field_file)
     if not os.path.exists(path):
         raise EngineInputError(f"the file of {obj} is missing from storage")
     return path
@@ -98,10 +99,10 @@ def _grey_for_segmentation(result: Result) -> tuple[str, str] | None:
     """The reconstruction the segmentation was computed from (a result or a dataset)."""
     for upstream in result.job.input_results.order_by("-id"):
         if upstream.kind == "reconstruct" and upstream.output_file:
-            return upstream.output_file.path, RECONSTRUCTION_PATH
+            return store.local_path(upstream.output_file), RECONSTRUCTION_PATH
     for ds in result.job.inputs.order_by("-id"):
         if ds.kind == "xct_reconstruction" and ds.file:
-            return ds.file.path, RECONSTRUCTION_PATH
+            return store.local_path(ds.file), RECONSTRUCTION_PATH
     return None
 
 

@@ -17,6 +17,7 @@ from catalogue.models import Cell
 from django.core.cache import cache
 from django.urls import reverse
 from jobs.models import JobStatus, Result
+from projects import store
 
 from analysis_engine.errors import EngineInputError
 from analysis_engine.io.png import encode_png
@@ -47,7 +48,7 @@ class Thumbnail:
 
 
 def _exists(res: Result) -> bool:
-    return bool(res.output_file) and os.path.exists(res.output_file.path)
+    return bool(res.output_file) and os.path.exists(store.local_path(res.output_file))
 
 
 def _latest(cell: Cell, kind: str):
@@ -86,7 +87,7 @@ def cell_thumbnails(project, *, limit_cells: int = 24) -> list[dict]:
 
 
 def _map_for(res: Result, name: str):
-    path = res.output_file.path
+    path = store.local_path(res.output_file)
     if name == "li" and res.kind == "compton":
         z = read_result_array(path, "li_stoichiometry")
         return z if z is not None and z.ndim == 2 else None
@@ -112,7 +113,7 @@ def thumbnail_png(res: Result, name: str) -> bytes:
     """
     if not _exists(res):
         raise EngineInputError(f"the file of result #{res.pk} is missing from storage")
-    path = res.output_file.path
+    path = store.local_path(res.output_file)
     st = os.stat(path)
     raw = f"{path}|{st.st_size}|{st.st_mtime_ns}|{name}|{THUMBNAIL_PX}"
     key = "thumb:" + hashlib.sha256(raw.encode()).hexdigest()

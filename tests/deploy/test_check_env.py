@@ -33,6 +33,7 @@ def good() -> dict:
         "SECRET_KEY": secrets.token_urlsafe(48),
         "POSTGRES_PASSWORD": password,
         "DATABASE_URL": f"postgres://correli:{password}@db:5432/correli",
+        "CORRELI_S3_SECRET_ACCESS_KEY": secrets.token_urlsafe(18),
     }
 
 
@@ -45,6 +46,7 @@ def test_the_example_file_is_refused_on_every_count():
     assert "SECRET_KEY is still the example value" in found
     assert "POSTGRES_PASSWORD is empty or still the example value" in found
     assert "the DATABASE_URL password is empty or still the example value" in found
+    assert "CORRELI_S3_SECRET_ACCESS_KEY is empty or still the example value" in found
 
 
 @pytest.mark.parametrize(
@@ -56,6 +58,7 @@ def test_the_example_file_is_refused_on_every_count():
         ({"SECRET_KEY": "django-insecure-" + "x1y2z3" * 10}, "example value"),
         ({"POSTGRES_PASSWORD": ""}, "POSTGRES_PASSWORD is empty"),
         ({"DATABASE_URL": "postgres://correli:change-me@db:5432/correli"}, "DATABASE_URL"),
+        ({"CORRELI_S3_SECRET_ACCESS_KEY": "change-me-store-secret"}, "CORRELI_S3_SECRET"),
     ],
 )
 def test_each_weakness_is_named(change, message):

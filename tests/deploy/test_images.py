@@ -28,6 +28,7 @@ IMAGES = [
     "correli-postgres:latest",
     "correli-redis:latest",
     "correli-nginx:latest",
+    "correli-store:latest",
 ]
 PEM = re.compile(rb"-----BEGIN CERTIFICATE-----\s+(.+?)\s+-----END CERTIFICATE-----", re.S)
 

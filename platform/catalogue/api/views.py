@@ -1,8 +1,9 @@
-from django.http import FileResponse, Http404
+from django.http import Http404
 from django.urls import reverse
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
+from projects import store
 from projects.api.parsers import (
     NulRefusingFormParser,
     NulRefusingJSONParser,
@@ -138,8 +139,4 @@ class DatasetViewSet(ProjectScopedQuerysetMixin, viewsets.ModelViewSet):
         dataset = self.get_object()
         if not dataset.file:
             raise Http404("This dataset has no stored file.")
-        return FileResponse(
-            dataset.file.open("rb"),
-            as_attachment=True,
-            filename=dataset.file.name.rsplit("/", 1)[-1],
-        )
+        return store.download_response(dataset.file)

@@ -147,8 +147,80 @@ STATICFILES_DIRS = [BASE_DIR / "frontend" / "static"]
 # Uploaded data lives outside the web root and is served only by permission-checked views.
 MEDIA_URL = "/media/"
 MEDIA_ROOT = Path(env("MEDIA_ROOT", str(VAR_DIR / "media")))
+
+# Where datasets and results live (projects/store.py owns the choice): "local" (MEDIA_ROOT, the
+# embedded default) or "s3" (an S3-compatible store: MinIO, AWS S3, Ceph RGW) through
+# django-storages. Workers then read inputs through a size-limited local cache and write
+# outputs in a scratch area that is uploaded when the job finishes.
+CORRELI_STORAGE = (env("CORRELI_STORAGE", "local") or "local").lower()
+if CORRELI_STORAGE not in {"local", "s3"}:
+    raise ImproperlyConfigured(f"CORRELI_STORAGE must be local or s3, not {CORRELI_STORAGE!r}")
+CORRELI_S3_ENDPOINT_URL = env("CORRELI_S3_ENDPOINT_URL")  # none: AWS S3 itself
+CORRELI_S3_BUCKET = env("CORRELI_S3_BUCKET", "correli")
+CORRELI_S3_REGION = env("CORRELI_S3_REGION", "us-east-1")
+CORRELI_S3_ACCESS_KEY_ID = env("CORRELI_S3_ACCESS_KEY_ID")
+CORRELI_S3_SECRET_ACCESS_KEY = env("CORRELI_S3_SECRET_ACCESS_KEY")
+CORRELI_S3_ADDRESSING_STYLE = env("CORRELI_S3_ADDRESSING_STYLE", "path")  # MinIO, moto: path
+CORRELI_S3_MULTIPART_CHUNK_BYTES = int(env("CORRELI_S3_MULTIPART_CHUNK_BYTES", str(16 * 1024**2)))
+CORRELI_S3_MAX_CONCURRENCY = int(env("CORRELI_S3_MAX_CONCURRENCY", "4"))
+CORRELI_S3_MAX_ATTEMPTS = int(env("CORRELI_S3_MAX_ATTEMPTS", "5"))  # botocore, per request
+CORRELI_S3_TRANSFER_ATTEMPTS = int(env("CORRELI_S3_TRANSFER_ATTEMPTS", "3"))  # whole transfer
+CORRELI_CACHE_DIR = Path(env("CORRELI_CACHE_DIR", str(VAR_DIR / "cache")))
+CORRELI_CACHE_MAX_BYTES = int(env("CORRELI_CACHE_MAX_BYTES", str(20 * 1024**3)))
+CORRELI_SCRATCH_DIR = Path(env("CORRELI_SCRATCH_DIR", str(VAR_DIR / "scratch")))
+
+
+def s3_storage_setting(
+    *,
+    bucket: str,
+    endpoint_url: str | None,
+    region: str | None,
+    access_key: str | None,
+    secret_key: str | None,
+    addressing_style: str = "path",
+    max_attempts: int = 5,
+) -> dict:
+    """``STORAGES["default"]`` for an S3-compatible store (django-storages on boto3)."""
+    from botocore.config import Config
+
+    return {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": bucket,
+            "endpoint_url": endpoint_url,
+            "region_name": region,
+            "access_key": access_key,
+            "secret_key": secret_key,
+            "addressing_style": addressing_style,
+            "file_overwrite": False,  # a new upload never replaces a stored file of that name
+            "default_acl": None,
+            "client_config": Config(
+                retries={"max_attempts": max_attempts, "mode": "standard"},
+                connect_timeout=5,
+                read_timeout=60,
+                s3={"addressing_style": addressing_style},
+            ),
+        },
+    }
+
+
+def default_storage_setting() -> dict:
+    """``STORAGES["default"]`` for ``CORRELI_STORAGE`` (read again by the settings modules)."""
+    if CORRELI_STORAGE != "s3":
+        return {"BACKEND": "django.core.files.storage.FileSystemStorage"}
+    return s3_storage_setting(
+        bucket=CORRELI_S3_BUCKET,
+        endpoint_url=CORRELI_S3_ENDPOINT_URL,
+        region=CORRELI_S3_REGION,
+        access_key=CORRELI_S3_ACCESS_KEY_ID,
+        secret_key=CORRELI_S3_SECRET_ACCESS_KEY,
+        addressing_style=CORRELI_S3_ADDRESSING_STYLE,
+        max_attempts=CORRELI_S3_MAX_ATTEMPTS,
+    )
+
+
 STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "default": default_storage_setting(),
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 # Large uploads go through tus in chunks; ordinary forms stay small.

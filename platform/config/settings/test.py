@@ -31,6 +31,8 @@ else:
 CORRELI_RESULTS_ROOT = MEDIA_ROOT / "results"
 CORRELI_UPLOAD_TMP = MEDIA_ROOT / "upload-tmp"
 CORRELI_DATA_ROOT = MEDIA_ROOT / "data"
+CORRELI_CACHE_DIR = Path(env("CORRELI_CACHE_DIR", str(MEDIA_ROOT / "input-cache")))
+CORRELI_SCRATCH_DIR = Path(env("CORRELI_SCRATCH_DIR", str(MEDIA_ROOT / "scratch")))
 
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # A file, not :memory:, so that a worker subprocess in the integration suite can share it;
@@ -38,7 +40,7 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-correli-{os.getpid()}.sqlite3")}
 
 STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "default": default_storage_setting(),  # noqa: F405
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 

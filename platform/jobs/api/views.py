@@ -3,9 +3,10 @@ from __future__ import annotations
 import json
 
 from django.core.cache import cache
-from django.http import FileResponse, Http404, HttpResponse
+from django.http import Http404, HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from projects import store
 from projects.permissions import ProjectScopedQuerysetMixin, can_edit, scope_queryset
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
@@ -169,11 +170,7 @@ class ResultViewSet(
         result = self.get_object()
         if not result.output_file:
             raise Http404("This result has no output file.")
-        return FileResponse(
-            result.output_file.open("rb"),
-            as_attachment=True,
-            filename=result.output_file.name.rsplit("/", 1)[-1],
-        )
+        return store.download_response(result.output_file)
 
     @extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY})
     @action(
@@ -186,10 +183,10 @@ class ResultViewSet(
         """The output file converted: NeXus NXdata (nxs), HEXITEC .hxt, TIFF or CSV."""
         result = self.get_object()
         try:
-            path = execution.export_result_file(result, fmt)
+            name, filename = execution.export_result_file(result, fmt)
         except EngineInputError as exc:
             raise Http404(str(exc)) from None
-        return FileResponse(open(path, "rb"), as_attachment=True, filename=path.name)  # noqa: SIM115
+        return store.download_response(name, filename=filename)
 
     @extend_schema(methods=["GET"], responses=CommentSerializer(many=True))
     @extend_schema(methods=["POST"], request=CommentSerializer, responses={201: CommentSerializer})
