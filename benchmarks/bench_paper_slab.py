@@ -73,7 +73,9 @@ def main() -> None:
     limit = int(args.worker_memory_gb * GB)
     try:
         web = site.start_web(workers=2)
-        worker = site.start_worker("w1", extra_env={"CORRELI_WORKER_MEMORY_BYTES": str(limit)})
+        worker = site.start_worker(
+            "w1", extra_env={"CORRELI_WORKER_MEMORY_BYTES": str(limit)}, loglevel="INFO"
+        )
         time.sleep(5)  # the worker connects to the broker
         rss = PeakRss({"worker": worker.pid, "web": web.pid}).start()
 

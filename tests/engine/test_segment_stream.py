@@ -94,3 +94,27 @@ def test_bad_input_is_refused(tmp_path):
     with pytest.raises(EngineInputError, match="uniform"):
         segment_streamed(np.ones((8, 8, 8)), sink, sink, scratch_dir=tmp_path)
     assert not any(tmp_path.iterdir())  # scratch removed
+
+
+def test_run_segment_reads_and_writes_by_blocks(dit_volume, tmp_path):
+    import h5py
+
+    from analysis_engine.tomo.segment_commands import run_segment
+
+    src = tmp_path / "volume.h5"
+    with h5py.File(src, "w") as f:
+        f.create_dataset("/volume", data=dit_volume, chunks=(1, 80, 80))
+    summary = run_segment(f"{src}:/volume", tmp_path / "seg.h5", block_voxels=80 * 80 * 12)
+    whole = segment_electrode(dit_volume)
+    with h5py.File(tmp_path / "seg.h5") as f:
+        np.testing.assert_array_equal(f["/electrode_mask"][()].astype(bool), whole.electrode_mask)
+        np.testing.assert_array_equal(f["/pore_mask"][()].astype(bool), whole.pore_mask)
+        assert f["/electrode_mask"].chunks == (1, 80, 80)
+        np.testing.assert_array_equal(f["/porosity_by_region"][()], whole.porosity_by_region)
+    assert summary["porosity"] == whole.porosity
+    assert summary["electrode_voxels"] == int(whole.electrode_mask.sum())
+    with pytest.raises(EngineInputError, match="no dataset"):
+        run_segment(f"{src}:/missing", tmp_path / "bad.h5")
+    with pytest.raises(EngineInputError, match="block_voxels"):
+        run_segment(f"{src}:/volume", tmp_path / "bad.h5", block_voxels=10)
+    assert not (tmp_path / "bad.h5").exists()
