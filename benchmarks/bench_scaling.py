@@ -22,8 +22,10 @@ import argparse
 import json
 import os
 import platform
+import re
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -47,7 +49,16 @@ def main() -> None:
     parser.add_argument("--chunk-slices", type=int, default=2)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
     parser.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results")
+    parser.add_argument(
+        "--reanalyse",
+        action="store_true",
+        help="only rebuild the report from scaling.json and the workers' logs in --workdir",
+    )
     args = parser.parse_args()
+    if args.reanalyse:
+        runs = json.loads((args.results / "scaling.json").read_text())
+        write_report(args, runs)
+        return
 
     site = Installation(args.workdir / "var")
     runs: list[dict] = []
@@ -106,8 +117,41 @@ def _chunk_hosts(site: Installation, n: int) -> int:
     return count
 
 
+LOG_LINE = re.compile(
+    r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+): INFO/[^\]]+\] Task ([\w.]+)\[[^\]]+\] "
+    r"succeeded in ([\d.]+)s"
+)
+
+
+def phases(var_dir: Path, run_index: int) -> dict:
+    """Seconds of planning (run_job), of the chunk phase (first chunk start to last chunk
+    end, over all workers) and of the merge, from the run's worker logs (INFO lines)."""
+    spans: dict[str, list[tuple[float, float]]] = {}
+    for log in var_dir.glob(f"worker-s{run_index}w*.log"):
+        for line in log.read_text(errors="replace").splitlines():
+            m = LOG_LINE.match(line)
+            if not m:
+                continue
+            end = datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S,%f").timestamp()
+            spans.setdefault(m.group(2), []).append((end - float(m.group(3)), end))
+
+    def wall(name: str) -> float:
+        got = spans.get(name, [])
+        return max(e for _, e in got) - min(b for b, _ in got) if got else float("nan")
+
+    chunk_busy = sum(e - b for b, e in spans.get("jobs.run_chunk", []))
+    return {
+        "plan_s": wall("jobs.run_job"),
+        "chunks_s": wall("jobs.run_chunk"),
+        "chunk_cpu_s": chunk_busy,
+        "merge_s": wall("jobs.merge_chunks"),
+    }
+
+
 def write_report(args, runs: list[dict]) -> None:
     args.results.mkdir(parents=True, exist_ok=True)
+    for i, r in enumerate(runs):
+        r.update(phases(args.workdir / "var", i))
     (args.results / "scaling.json").write_text(json.dumps(runs, indent=2) + "\n")
     base = next(r for r in runs if r["workers"] == 1 and r["threads"] == "1 thread each")
     lines = [
@@ -120,13 +164,18 @@ def write_report(args, runs: list[dict]) -> None:
         "database and the broker in common (`benchmarks/bench_scaling.py`). Time from "
         "submission to the merged result (planning with the axis search, chunks, merge).",
         "",
-        "| workers | engine threads | time (s) | slices/s | speed-up vs 1 worker | workers that ran chunks |",
-        "|---|---|---|---|---|---|",
+        "| workers | engine threads | job time (s) | slices/s | speed-up vs 1 worker | "
+        "plan / chunks / merge (s) | chunk phase slices/s | chunk speed-up | "
+        "workers that ran chunks |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in runs:
+        chunk_rate = args.slices / r["chunks_s"]
         lines.append(
             f"| {r['workers']} | {r['threads']} | {r['seconds']:.1f} | {r['slices_per_s']:.3f} | "
-            f"{base['seconds'] / r['seconds']:.2f}x | {r['workers_that_ran_chunks']} |"
+            f"{base['seconds'] / r['seconds']:.2f}x | {r['plan_s']:.0f} / {r['chunks_s']:.0f} / "
+            f"{r['merge_s']:.0f} | {chunk_rate:.3f} | {base['chunks_s'] / r['chunks_s']:.2f}x | "
+            f"{r['workers_that_ran_chunks']} |"
         )
     lines += [
         "",
