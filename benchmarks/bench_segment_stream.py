@@ -2,8 +2,8 @@
 
 A noisy DIT coin-cell phantom (disc electrode, ``analysis_engine.synthetic.phantom``) is
 written to HDF5; each variant runs in its own Python process, which reports its peak resident
-memory (``ru_maxrss``) and the resident memory after its imports (the difference is what the
-segmentation itself took):
+memory (``VmHWM``, reset after the imports) and the resident memory after its imports (the
+difference is what the segmentation itself took):
 
 - ``whole``: read the volume, ``segment_electrode`` (everything in memory), masks to HDF5;
 - ``blocks N``: ``run_segment`` (the volume read and the masks written block by block,
@@ -30,14 +30,24 @@ import h5py
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
 CHILD = r"""
-import json, resource, sys, time
+import json, sys, time
 import h5py, numpy as np
 from analysis_engine.tomo.segmentation import segment_electrode
 from analysis_engine.tomo.segment_commands import run_segment
 mode, src, out, k, block = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+def status(key):
+    for line in open("/proc/self/status"):
+        if line.startswith(key + ":"):
+            return int(line.split()[1]) * 1024
+
+# the high-water mark survives fork + exec (the parent's phantom): reset it after the imports
+with open("/proc/self/clear_refs", "w") as f:
+    f.write("5")
+base = status("VmRSS")
 t0 = time.perf_counter()
 if mode == "whole":
     with h5py.File(src) as f:
@@ -50,7 +60,7 @@ if mode == "whole":
 else:
     porosity = run_segment(src + ":/volume", out, mask_downsample=k, block_voxels=block)["porosity"]
 seconds = time.perf_counter() - t0
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+peak = status("VmHWM")
 print(json.dumps({"seconds": seconds, "peak": peak, "base": base, "porosity": porosity}))
 """
 
@@ -110,7 +120,7 @@ def main() -> None:
         f"Volume {tuple(args.shape)} float32 ({nbytes / 2**20:.0f} MiB), noisy DIT disc "
         f"phantom, `mask_downsample={args.downsample}`, each variant in its own process "
         "(`benchmarks/bench_segment_stream.py`). Memory: the process's peak resident set "
-        "(`ru_maxrss`) minus its resident set after the imports.",
+        "(`VmHWM`, reset after the imports) minus its resident set after the imports.",
         "",
         "| variant | time s | peak MiB (above imports) | vs whole | masks identical to whole | porosity |",
         "|---|---|---|---|---|---|",
