@@ -62,6 +62,27 @@ __all__ = [
     "fbp",
 ]
 
+
+def engine_threads() -> int:
+    """Threads the reconstruction uses by default: ``CORRELI_ENGINE_THREADS`` when set, else
+    the cores this process may run on (its CPU affinity, so ``taskset`` and cpusets count)."""
+    text = os.environ.get("CORRELI_ENGINE_THREADS", "").strip()
+    if text:
+        try:
+            value = int(text)
+        except ValueError:
+            raise EngineInputError(
+                f"CORRELI_ENGINE_THREADS must be a positive integer, got {text!r}"
+            ) from None
+        if value < 1:
+            raise EngineInputError(f"CORRELI_ENGINE_THREADS must be at least 1, got {value}")
+        return value
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
 FILTERS = ("ram-lak", "shepp-logan", "cosine", "hamming", "hann")
 
 # Preference order on a CPU-only machine, from benchmarks/bench_tomo.py (2 cores, 1800 angles):
@@ -139,7 +160,7 @@ def filter_sinograms(
     """
     n_cols = sinograms.shape[-1]
     response, n_pad = ramp_filter(n_cols, filter_name=filter_name)
-    workers = workers or os.cpu_count() or 1
+    workers = workers or engine_threads()
     spectrum = scipy.fft.rfft(
         sinograms.astype(np.float32, copy=False), n=n_pad, axis=-1, workers=workers
     )

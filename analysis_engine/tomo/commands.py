@@ -44,6 +44,8 @@ from analysis_engine.tomo.stitch import convert_360_to_180, find_half_acquisitio
 
 __all__ = [
     "COMMANDS",
+    "chunk_memory_bytes",
+    "estimate_chunk_memory",
     "plan_reconstruction",
     "reconstruct_slices",
     "reconstruct_chunk",
@@ -261,6 +263,67 @@ def plan_reconstruction(
             "filter_name": filter_name,
         },
     }
+
+
+#: resident memory of a worker process before any chunk (interpreter, numpy, scipy, h5py)
+BASE_PROCESS_BYTES = 300 * 1024**2
+
+
+def chunk_memory_bytes(
+    *,
+    rows: int,
+    projections: int,
+    cols: int,
+    width: int,
+    itemsize: int = 2,
+    half_acquisition: bool = False,
+) -> int:
+    """Estimated peak memory of reconstructing ``rows`` slices, beyond the idle process.
+
+    The sum of what :func:`reconstruct_slices` holds at its peak: the raw rows and their
+    copy in angle order (``itemsize`` bytes per value), the float32 line integrals and one
+    temporary of them, the stitched 180 deg sinograms (half acquisition: half the angles,
+    ``width`` wide), the float32 output slices and one slice's padded complex Fourier grid
+    ``(2 width)^2``. For 8 slices of 3600 x 2048 stitched to 3718 it gives 1.82 GB; with the
+    idle process (:data:`BASE_PROCESS_BYTES`) that is 2.12 GB, where ``/usr/bin/time``
+    measured a peak of 2194 MB for that run (benchmarks/results/paper_scale.md).
+    """
+    raw = rows * projections * cols
+    sino_angles = projections // 2 if half_acquisition else projections
+    total = (
+        2 * raw * int(itemsize)
+        + 2 * raw * 4
+        + (rows * sino_angles * width * 4 if half_acquisition else 0)
+        + rows * width * width * 4
+        + (2 * width) ** 2 * 8
+    )
+    return int(total)
+
+
+def estimate_chunk_memory(
+    input_path: str | os.PathLike,
+    *,
+    slices: Sequence[int],
+    center: float,
+    half_acquisition: bool = False,
+) -> int:
+    """:func:`chunk_memory_bytes` of one chunk of :func:`reconstruct_chunk` (reads only the
+    file's layout)."""
+    info = read_nxtomo_info(input_path)
+    start, stop = _slice_range(info, slices)
+    width = (
+        int(np.floor(2.0 * max(center, info.n_cols - 1 - center) + 1e-6)) + 1
+        if half_acquisition
+        else info.n_cols
+    )
+    return chunk_memory_bytes(
+        rows=stop - start,
+        projections=info.n_projections,
+        cols=info.n_cols,
+        width=width,
+        itemsize=np.dtype(info.dtype).itemsize,
+        half_acquisition=half_acquisition,
+    )
 
 
 def reconstruct_slices(

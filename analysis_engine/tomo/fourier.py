@@ -30,8 +30,6 @@ L. af Klinteberg, SIAM J. Sci. Comput. 41, C479 (2019) (FINUFFT); Kak & Slaney (
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import scipy.fft
 
@@ -103,7 +101,9 @@ def fourier_backproject(
         raise EngineInputError(
             "the fourier backend needs the finufft package (pip install finufft)"
         ) from None
-    threads = threads or os.cpu_count() or 1
+    from analysis_engine.tomo.backends import engine_threads
+
+    threads = threads or engine_threads()
     n_slices, n_angles, n_cols = filtered.shape
     window = scipy.fft.next_fast_len(size + 4)
     window += window % 2

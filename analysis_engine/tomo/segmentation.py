@@ -382,6 +382,21 @@ def electrode_mask(
         shape = padded.shape
         coarse = padded.reshape(shape[0] // k, k, shape[1] // k, k, shape[2] // k, k)
         work = coarse.mean(axis=(1, 3, 5)) >= 0.5
+    mask = _mask_morphology(work, k, fill_radius, opening_radius, fill_holes)
+    if k > 1:
+        mask = _refine_coarse_mask(mask, candidates, k)
+    if not mask.any():
+        raise EngineInputError(
+            "the electrode mask is empty after the morphological opening: the electrode is "
+            "thinner than the opening ball (reduce opening_radius)"
+        )
+    return mask, band
+
+
+def _mask_morphology(
+    work: np.ndarray, k: int, fill_radius: float, opening_radius: float, fill_holes: bool
+) -> np.ndarray:
+    """Closing, opening, largest component and hole filling of the (coarse) candidates."""
     closed = ball_closing(work, fill_radius / k)
     mask = largest_component(ball_opening(closed, opening_radius / k))
     if opening_radius > 0 and mask.any():
@@ -392,14 +407,7 @@ def electrode_mask(
         mask = largest_component(mask)
     if fill_holes:
         mask = ndi.binary_fill_holes(mask)
-    if k > 1:
-        mask = _refine_coarse_mask(mask, candidates, k)
-    if not mask.any():
-        raise EngineInputError(
-            "the electrode mask is empty after the morphological opening: the electrode is "
-            "thinner than the opening ball (reduce opening_radius)"
-        )
-    return mask, band
+    return mask
 
 
 def _upsample(mask: np.ndarray, k: int, shape: tuple[int, ...]) -> np.ndarray:
@@ -486,26 +494,28 @@ def pore_mask(
         region = ndi.gaussian_filter(region, smoothing, mode="nearest")
     sharp = unsharp_mask(region, radius=unsharp_radius, amount=unsharp_amount)
     inside = electrode[box]
-    values = sharp[inside]
-    if isinstance(threshold, str):
-        from skimage.filters import threshold_isodata, threshold_otsu
-
-        sample = _sample(values)
-        if np.ptp(sample) <= 0:
-            t = float(sample[0]) - 1.0  # uniform electrode: no pores
-        elif threshold == "otsu":
-            t = float(threshold_otsu(sample))
-        elif threshold == "isodata":
-            t = float(threshold_isodata(sample))
-        else:
-            raise EngineInputError(
-                f"unknown pore threshold {threshold!r}: expected 'otsu', 'isodata' or a number"
-            )
-    else:
-        t = float(threshold)
+    t = _pore_threshold(sharp[inside], threshold)
     pores = np.zeros(electrode.shape, dtype=bool)
     pores[box] = inside & (sharp < t)
     return pores, t
+
+
+def _pore_threshold(values: np.ndarray, threshold: str | float) -> float:
+    """The pore/material grey level from the sharpened electrode voxels (or a fixed one)."""
+    if not isinstance(threshold, str):
+        return float(threshold)
+    from skimage.filters import threshold_isodata, threshold_otsu
+
+    sample = _sample(values)
+    if np.ptp(sample) <= 0:
+        return float(sample[0]) - 1.0  # uniform electrode: no pores
+    if threshold == "otsu":
+        return float(threshold_otsu(sample))
+    if threshold == "isodata":
+        return float(threshold_isodata(sample))
+    raise EngineInputError(
+        f"unknown pore threshold {threshold!r}: expected 'otsu', 'isodata' or a number"
+    )
 
 
 # --------------------------------------------------------------------------------------------

@@ -30,6 +30,8 @@ from analysis_engine.transport.table import (
     _check_box,
     directional_table,
     electrode_region_boxes,
+    segmentation_table,
+    streamed_region_boxes,
 )
 
 __all__ = ["COMMANDS", "run_tortuosity", "run_eis_sim", "run_transport_table"]
@@ -71,12 +73,39 @@ def _check_crop(crop: str) -> None:
         raise EngineInputError(f"crop must be one of {', '.join(CROPS)}, got {crop!r}")
 
 
+def _segmentation_file(spec: PathLike) -> bool:
+    """Whether ``spec`` names a whole ``segment`` output (``/pore_mask`` + ``/electrode_mask``)."""
+    text = str(spec)
+    if not (re.search(r"\.(h5|hdf5|hdf|nxs)$", text, re.IGNORECASE) and os.path.exists(text)):
+        return False
+    with open_hdf5(text) as f:
+        return all(name in f for name in SEGMENTATION_DATASETS)
+
+
 def _cropped_volume(
     volume_spec: PathLike, *, crop: str, box: Any
 ) -> tuple[np.ndarray, list[list[int]] | None]:
     """The volume to solve: a segmentation cropped to the box inscribed in its electrode
-    (``crop="electrode"``), an explicit ``box``, or the whole volume. Returns the box used."""
+    (``crop="electrode"``), an explicit ``box``, or the whole volume. Returns the box used.
+
+    From a segmentation file only the box is read (the electrode mask is scanned in slabs of
+    slices to find it)."""
     _check_crop(crop)
+    if _segmentation_file(volume_spec) and (box is not None or crop == "electrode"):
+        with open_hdf5(volume_spec) as f:
+            pores, electrode = f["/pore_mask"], f["/electrode_mask"]
+            if pores.shape != electrode.shape:
+                raise EngineInputError(
+                    f"{os.path.basename(str(volume_spec))}: /pore_mask {pores.shape} and "
+                    f"/electrode_mask {electrode.shape} differ in shape"
+                )
+            if box is not None:
+                used = _check_box(box, pores.shape)
+            else:
+                used = streamed_region_boxes(electrode, thickness_axis=0, n_regions=1)[0]
+            sl = tuple(slice(a, b) for a, b in used)
+            sub = np.asarray(pores[sl]).astype(bool) & np.asarray(electrode[sl]).astype(bool)
+        return np.ascontiguousarray(sub), [[int(a), int(b)] for a, b in used]
     volume, electrode = read_segmentation(volume_spec)
     if box is not None:
         used = _check_box(box, volume.shape)
@@ -301,6 +330,7 @@ def run_transport_table(
     pore_value: float | None = None,
     crop: str = "electrode",
     box: Box | None = None,
+    max_region_voxels: int = 8_000_000,
     progress: ProgressFn = None,
 ) -> dict[str, Any]:
     """Table 1 rows (porosity, tau, D_directional per depth region and direction).
@@ -326,6 +356,11 @@ def run_transport_table(
     box : three (start, stop) pairs, optional
         Explicit half-open sub-volume along (z, y, x), split into the regions; overrides
         ``crop``.
+    max_region_voxels : int
+        Largest sub-volume solved per region (default 8 million voxels, about 0.5 GB for the
+        solver): a bigger region box keeps its thickness and shrinks laterally about its
+        centre; 0 for no limit. A segmentation file is read only box by box, so with this
+        limit memory stays bounded whatever the volume.
 
     Returns
     -------
@@ -335,26 +370,31 @@ def run_transport_table(
         ``"box"`` or ``"none"``), ``boxes`` (per region).
     """
     _check_crop(crop)
-    volume, electrode = read_segmentation(volume_spec)
-    if box is not None:
-        electrode, used = None, "box"
-    elif electrode is not None and crop == "electrode":
-        used = "electrode"
-    else:
-        electrode, used = None, "none"
-    rows = directional_table(
-        volume,
+    options = dict(
         thickness_axis=thickness_axis,
         in_plane_axis=in_plane_axis,
         n_regions=regions,
         d_electrolyte_cm2_s=d_electrolyte_cm2_s,
         backend=backend,
         with_eis=with_eis,
-        pore_value=pore_value,
-        electrode=electrode,
         box=box,
+        max_region_voxels=max_region_voxels,
         progress=progress,
     )
+    if _segmentation_file(volume_spec) and (box is not None or crop == "electrode"):
+        # Only the region boxes are read from the two masks.
+        used = "box" if box is not None else "electrode"
+        with open_hdf5(volume_spec) as f:
+            rows = segmentation_table(f["/pore_mask"], f["/electrode_mask"], **options)
+    else:
+        volume, electrode = read_segmentation(volume_spec)
+        if box is not None:
+            electrode, used = None, "box"
+        elif electrode is not None and crop == "electrode":
+            used = "electrode"
+        else:
+            electrode, used = None, "none"
+        rows = directional_table(volume, pore_value=pore_value, electrode=electrode, **options)
     through = [r for r in rows if r["direction"] == "through-plane"]
     inplane = [r for r in rows if r["direction"] == "in-plane"]
     summary = {

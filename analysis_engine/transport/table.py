@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -18,8 +19,12 @@ from analysis_engine.transport.impedance import (
 from analysis_engine.transport.steady import tortuosity
 
 __all__ = [
+    "cap_box",
     "directional_table",
     "electrode_region_boxes",
+    "segmentation_table",
+    "streamed_region_boxes",
+    "transport_row",
     "inscribed_rectangle",
     "split_regions",
 ]
@@ -127,11 +132,20 @@ def electrode_region_boxes(
     if thickness_axis not in (0, 1, 2):
         raise EngineInputError(f"thickness axis must be 0, 1 or 2, got {thickness_axis!r}")
     bounds = region_bounds(elec, regions=n_regions, thickness_axis=thickness_axis)
-    lateral = [a for a in range(3) if a != thickness_axis]
     moved = np.moveaxis(elec, thickness_axis, 0)
+    footprints = [moved[a:b].all(axis=0) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+    return _boxes_from_footprints(bounds, footprints, thickness_axis)
+
+
+def _boxes_from_footprints(
+    bounds: np.ndarray, footprints: list[np.ndarray], thickness_axis: int
+) -> list[Box]:
+    """Per region, the slab ``bounds[r]:bounds[r+1]`` and the largest rectangle inscribed in
+    its footprint (lateral axes in order)."""
+    lateral = [a for a in range(3) if a != thickness_axis]
     boxes: list[Box] = []
     for region, (a, b) in enumerate(zip(bounds[:-1], bounds[1:], strict=True)):
-        footprint = moved[a:b].all(axis=0)
+        footprint = footprints[region]
         if not footprint.any():
             raise EngineInputError(
                 f"region {region + 1}: no lateral position is inside the electrode through "
@@ -144,6 +158,75 @@ def electrode_region_boxes(
         box[lateral[1]] = (int(c0), int(c1))
         boxes.append(tuple(box))  # type: ignore[arg-type]
     return boxes
+
+
+def streamed_region_boxes(
+    electrode: Any, *, thickness_axis: int = 0, n_regions: int = 3, block_voxels: int = 2**25
+) -> list[Box]:
+    """:func:`electrode_region_boxes` of a mask read in slabs of slices (an HDF5 dataset).
+
+    Two passes over ``electrode[z0:z1]``: the electrode's extent along the thickness axis,
+    then each region's footprint (the columns that are electrode through the whole slab);
+    memory is one slab plus the 2D footprints. Same boxes as the whole-mask function.
+    """
+    from analysis_engine.tomo.segmentation import slab_bounds
+
+    shape = tuple(int(s) for s in electrode.shape)
+    if len(shape) != 3:
+        raise EngineInputError(f"electrode mask must be 3D (z, y, x), got shape {shape}")
+    if thickness_axis not in (0, 1, 2):
+        raise EngineInputError(f"thickness axis must be 0, 1 or 2, got {thickness_axis!r}")
+    step = max(1, int(block_voxels) // max(shape[1] * shape[2], 1))
+    slabs = [(z, min(z + step, shape[0])) for z in range(0, shape[0], step)]
+    others = tuple(i for i in range(3) if i != thickness_axis)
+    occupied = np.zeros(shape[thickness_axis], dtype=bool)
+    for z0, z1 in slabs:
+        block = np.asarray(electrode[z0:z1]).astype(bool, copy=False)
+        if thickness_axis == 0:
+            occupied[z0:z1] |= block.any(axis=(1, 2))
+        else:
+            occupied |= block.any(axis=others)
+    idx = np.flatnonzero(occupied)
+    if idx.size == 0:
+        raise EngineInputError("the electrode mask is empty")
+    bounds = slab_bounds(int(idx[0]), int(idx[-1] - idx[0] + 1), int(n_regions))
+    lateral_shape = tuple(shape[i] for i in others)
+    footprints = [np.ones(lateral_shape, dtype=bool) for _ in range(int(n_regions))]
+    for z0, z1 in slabs:
+        block = np.asarray(electrode[z0:z1]).astype(bool, copy=False)
+        for r, (a, b) in enumerate(zip(bounds[:-1], bounds[1:], strict=True)):
+            if thickness_axis == 0:
+                lo, hi = max(int(a), z0), min(int(b), z1)
+                if lo < hi:
+                    footprints[r] &= block[lo - z0 : hi - z0].all(axis=0)
+            elif thickness_axis == 1:
+                footprints[r][z0:z1] = block[:, a:b].all(axis=1)
+            else:
+                footprints[r][z0:z1] = block[:, :, a:b].all(axis=2)
+    return _boxes_from_footprints(bounds, footprints, thickness_axis)
+
+
+def cap_box(box: Box, thickness_axis: int, max_voxels: int | None) -> Box:
+    """Shrink a box's two lateral extents about their centres to hold at most ``max_voxels``.
+
+    The thickness extent is kept whole (through-plane transport crosses the whole region);
+    the lateral sides shrink by the same factor, to no less than 3 voxels. ``None`` or 0
+    returns the box unchanged.
+    """
+    sizes = [b - a for a, b in box]
+    total = math.prod(sizes)
+    if not max_voxels or total <= max_voxels:
+        return box
+    factor = math.sqrt(max_voxels / total)
+    out = list(box)
+    for axis in range(3):
+        if axis == thickness_axis:
+            continue
+        a, b = box[axis]
+        keep = max(min(int(sizes[axis] * factor), sizes[axis]), min(3, sizes[axis]))
+        start = a + (sizes[axis] - keep) // 2
+        out[axis] = (start, start + keep)
+    return tuple(out)  # type: ignore[return-value]
 
 
 def _check_box(box: Any, shape: tuple[int, ...]) -> Box:
@@ -173,6 +256,7 @@ def directional_table(
     pore_value: float | None = None,
     electrode: np.ndarray | None = None,
     box: Any = None,
+    max_region_voxels: int | None = None,
     progress: Callable[[float, str], None] | None = None,
 ) -> list[dict[str, Any]]:
     """Porosity, tortuosity factor and directional diffusivity per depth region and direction.
@@ -210,6 +294,9 @@ def directional_table(
     box : sequence of 3 (start, stop) pairs, optional
         Explicit half-open box along (z, y, x) to analyse instead (exclusive with
         ``electrode``).
+    max_region_voxels : int, optional
+        Largest sub-volume solved per region: a bigger region box keeps its thickness and
+        shrinks laterally about its centre (:func:`cap_box`). None or 0: no limit.
     progress : callable, optional
         ``progress(fraction, message)``.
 
@@ -229,18 +316,7 @@ def directional_table(
         Bad volume or axes, or slabs thinner than 3 voxels.
     """
     mask = pore_mask(volume, pore_value=pore_value)
-    if thickness_axis not in (0, 1, 2):
-        raise EngineInputError(f"thickness axis must be 0, 1 or 2, got {thickness_axis!r}")
-    lateral = [a for a in range(3) if a != thickness_axis]
-    if in_plane_axis is None:
-        in_plane_axis = lateral[-1]
-    if in_plane_axis not in lateral:
-        raise EngineInputError(
-            f"in-plane axis must be one of {lateral} (not the thickness axis {thickness_axis}), "
-            f"got {in_plane_axis!r}"
-        )
-    if not d_electrolyte_cm2_s > 0:
-        raise EngineInputError(f"electrolyte diffusivity must be > 0, got {d_electrolyte_cm2_s}")
+    in_plane_axis = _check_axes(thickness_axis, in_plane_axis, d_electrolyte_cm2_s)
     if electrode is not None and box is not None:
         raise EngineInputError("give either an electrode mask or an explicit box, not both")
     if electrode is not None:
@@ -257,12 +333,107 @@ def directional_table(
         outer = (
             _check_box(box, mask.shape) if box is not None else tuple((0, n) for n in mask.shape)
         )
-        t0, t1 = outer[thickness_axis]
-        boxes = []
-        for a, b in split_regions(t1 - t0, n_regions):
-            region_box = list(outer)
-            region_box[thickness_axis] = (t0 + a, t0 + b)
-            boxes.append(tuple(region_box))
+        boxes = _split_box(outer, thickness_axis, n_regions)
+    boxes = _check_boxes(boxes, thickness_axis, in_plane_axis, n_regions, max_region_voxels)
+    return _rows(
+        lambda bx: mask[tuple(slice(a, b) for a, b in bx)],
+        boxes,
+        thickness_axis=thickness_axis,
+        in_plane_axis=in_plane_axis,
+        d_electrolyte_cm2_s=d_electrolyte_cm2_s,
+        backend=backend,
+        with_eis=with_eis,
+        progress=progress,
+    )
+
+
+def segmentation_table(
+    pores: Any,
+    electrode: Any,
+    *,
+    thickness_axis: int = 0,
+    in_plane_axis: int | None = None,
+    n_regions: int = 3,
+    d_electrolyte_cm2_s: float = D_ELECTROLYTE_CM2_S,
+    backend: str = "native",
+    with_eis: bool = False,
+    box: Any = None,
+    max_region_voxels: int | None = None,
+    block_voxels: int = 2**25,
+    progress: Callable[[float, str], None] | None = None,
+) -> list[dict[str, Any]]:
+    """:func:`directional_table` of a segmentation read from its two mask datasets.
+
+    ``pores`` and ``electrode`` are sliceable 3D arrays (the ``/pore_mask`` and
+    ``/electrode_mask`` datasets of a ``segment`` output, never read whole): the region boxes
+    come from :func:`streamed_region_boxes` (or the explicit ``box``), and only each region's
+    box of both masks is read. Same rows as ``directional_table(pores & electrode,
+    electrode=electrode)`` (or ``box=box``); the parameters are the same.
+    """
+    shape = tuple(int(n) for n in pores.shape)
+    if len(shape) != 3 or tuple(electrode.shape) != shape:
+        raise EngineInputError(
+            f"pore mask {shape} and electrode mask {tuple(electrode.shape)} must be the same "
+            "3D shape"
+        )
+    in_plane_axis = _check_axes(thickness_axis, in_plane_axis, d_electrolyte_cm2_s)
+    if box is not None:
+        boxes = _split_box(_check_box(box, shape), thickness_axis, n_regions)
+    else:
+        boxes = streamed_region_boxes(
+            electrode, thickness_axis=thickness_axis, n_regions=n_regions, block_voxels=block_voxels
+        )
+    boxes = _check_boxes(boxes, thickness_axis, in_plane_axis, n_regions, max_region_voxels)
+
+    def read(bx: Box) -> np.ndarray:
+        sl = tuple(slice(a, b) for a, b in bx)
+        return np.asarray(pores[sl]).astype(bool) & np.asarray(electrode[sl]).astype(bool)
+
+    return _rows(
+        read,
+        boxes,
+        thickness_axis=thickness_axis,
+        in_plane_axis=in_plane_axis,
+        d_electrolyte_cm2_s=d_electrolyte_cm2_s,
+        backend=backend,
+        with_eis=with_eis,
+        progress=progress,
+    )
+
+
+def _check_axes(thickness_axis: int, in_plane_axis: int | None, d_electrolyte_cm2_s: float) -> int:
+    if thickness_axis not in (0, 1, 2):
+        raise EngineInputError(f"thickness axis must be 0, 1 or 2, got {thickness_axis!r}")
+    lateral = [a for a in range(3) if a != thickness_axis]
+    if in_plane_axis is None:
+        in_plane_axis = lateral[-1]
+    if in_plane_axis not in lateral:
+        raise EngineInputError(
+            f"in-plane axis must be one of {lateral} (not the thickness axis {thickness_axis}), "
+            f"got {in_plane_axis!r}"
+        )
+    if not d_electrolyte_cm2_s > 0:
+        raise EngineInputError(f"electrolyte diffusivity must be > 0, got {d_electrolyte_cm2_s}")
+    return in_plane_axis
+
+
+def _split_box(outer: Box, thickness_axis: int, n_regions: int) -> list[Box]:
+    t0, t1 = outer[thickness_axis]
+    boxes = []
+    for a, b in split_regions(t1 - t0, n_regions):
+        region_box = list(outer)
+        region_box[thickness_axis] = (t0 + a, t0 + b)
+        boxes.append(tuple(region_box))
+    return boxes  # type: ignore[return-value]
+
+
+def _check_boxes(
+    boxes: list[Box],
+    thickness_axis: int,
+    in_plane_axis: int,
+    n_regions: int,
+    max_region_voxels: int | None,
+) -> list[Box]:
     thinnest = min(bx[thickness_axis][1] - bx[thickness_axis][0] for bx in boxes)
     if thinnest < MIN_VOXELS_ALONG_AXIS:
         raise EngineInputError(
@@ -275,41 +446,82 @@ def directional_table(
             f"the analysed box is {narrowest} voxels wide along the in-plane axis; at least "
             f"{MIN_VOXELS_ALONG_AXIS} needed"
         )
+    if max_region_voxels:
+        boxes = [cap_box(bx, thickness_axis, max_region_voxels) for bx in boxes]
+    return boxes
+
+
+def _rows(
+    read: Callable[[Box], np.ndarray],
+    boxes: list[Box],
+    *,
+    thickness_axis: int,
+    in_plane_axis: int,
+    d_electrolyte_cm2_s: float,
+    backend: str,
+    with_eis: bool,
+    progress: Callable[[float, str], None] | None,
+) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
-    jobs = [(r, d) for r in range(n_regions) for d in ("through-plane", "in-plane")]
+    jobs = [(r, d) for r in range(len(boxes)) for d in ("through-plane", "in-plane")]
+    slab = None
     for k, (region, direction) in enumerate(jobs):
         region_box = boxes[region]
-        slab = mask[tuple(slice(a, b) for a, b in region_box)]
+        if direction == "through-plane":
+            slab = np.ascontiguousarray(read(region_box))
         axis = thickness_axis if direction == "through-plane" else in_plane_axis
-        porosity = float(slab.mean())
-        row: dict[str, Any] = {
-            "region": region + 1,
-            "direction": direction,
-            "plane": PAPER_PLANE[direction],
-            "axis": axis,
-            "box": [[int(a), int(b)] for a, b in region_box],
-            "porosity": porosity,
-        }
-        if not slab.any():
-            row.update(tau=float("inf"), d_eff_ratio=0.0, percolating=False)
-        else:
-            res = tortuosity(
-                slab, axis=axis, backend=backend, allow_non_percolating=True, return_fields=False
-            )
-            row.update(tau=res.tau, d_eff_ratio=res.d_eff_ratio, percolating=res.percolating)
-        row["d_directional_cm2_s"] = directional_diffusivity(
-            d_electrolyte_cm2_s, porosity, row["tau"]
+        row = transport_row(
+            slab,
+            region=region + 1,
+            direction=direction,
+            axis=axis,
+            box=region_box,
+            d_electrolyte_cm2_s=d_electrolyte_cm2_s,
+            backend=backend,
+            with_eis=with_eis,
         )
-        if with_eis:
-            if row["percolating"]:
-                spectrum = simulate_impedance(slab, axis=axis)
-                fit = fit_transmission_line(
-                    spectrum.omega_over_omega_c, spectrum.z_norm, porosity=spectrum.porosity
-                )
-                row.update(tau_eis=fit.tau, r_ion_norm=fit.r_ion_norm)
-            else:
-                row.update(tau_eis=float("inf"), r_ion_norm=float("inf"))
         rows.append(row)
         if progress:
             progress((k + 1) / len(jobs), f"region {region + 1} {direction}: tau {row['tau']:.3g}")
     return rows
+
+
+def transport_row(
+    slab: np.ndarray,
+    *,
+    region: int,
+    direction: str,
+    axis: int,
+    box: Box,
+    d_electrolyte_cm2_s: float = D_ELECTROLYTE_CM2_S,
+    backend: str = "native",
+    with_eis: bool = False,
+) -> dict[str, Any]:
+    """One Table 1 row: porosity, tortuosity and D_directional of a boolean pore sub-volume."""
+    porosity = float(slab.mean())
+    row: dict[str, Any] = {
+        "region": region,
+        "direction": direction,
+        "plane": PAPER_PLANE[direction],
+        "axis": axis,
+        "box": [[int(a), int(b)] for a, b in box],
+        "porosity": porosity,
+    }
+    if not slab.any():
+        row.update(tau=float("inf"), d_eff_ratio=0.0, percolating=False)
+    else:
+        res = tortuosity(
+            slab, axis=axis, backend=backend, allow_non_percolating=True, return_fields=False
+        )
+        row.update(tau=res.tau, d_eff_ratio=res.d_eff_ratio, percolating=res.percolating)
+    row["d_directional_cm2_s"] = directional_diffusivity(d_electrolyte_cm2_s, porosity, row["tau"])
+    if with_eis:
+        if row["percolating"]:
+            spectrum = simulate_impedance(slab, axis=axis)
+            fit = fit_transmission_line(
+                spectrum.omega_over_omega_c, spectrum.z_norm, porosity=spectrum.porosity
+            )
+            row.update(tau_eis=fit.tau, r_ion_norm=fit.r_ion_norm)
+        else:
+            row.update(tau_eis=float("inf"), r_ion_norm=float("inf"))
+    return row

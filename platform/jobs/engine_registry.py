@@ -27,6 +27,7 @@ from analysis_engine.events.commands import run_events
 from analysis_engine.parameters import ParameterSpec
 from analysis_engine.registration.commands import run_register
 from analysis_engine.tomo.commands import (
+    estimate_chunk_memory,
     merge_chunks,
     plan_reconstruction,
     reconstruct_chunk,
@@ -110,12 +111,15 @@ class ChunkFunctions:
 
     ``plan(input, **options)`` returns ``{"chunks": [[a, b], ...], "chunk_options": {...}}``;
     ``chunk(input, part_path, slices=(a, b), **chunk_options)`` writes one part file;
-    ``merge(part_paths, output_path)`` joins them and returns the summary.
+    ``merge(part_paths, output_path)`` joins them and returns the summary;
+    ``memory(input, slices=(a, b), **chunk_options)``, when given, estimates one chunk's peak
+    memory in bytes (checked against ``CORRELI_WORKER_MEMORY_BYTES`` before it runs).
     """
 
     plan: Callable[..., dict]
     chunk: Callable[..., Any]
     merge: Callable[..., dict]
+    memory: Callable[..., int] | None = None
 
 
 @dataclass(frozen=True)
@@ -229,7 +233,9 @@ JOB_KINDS: dict[str, JobKind] = {
             produces="xct_reconstruction",
             output_name="reconstruction.h5",
             description="Flat/dark correction, centre of rotation, ring removal and FBP.",
-            chunks=ChunkFunctions(plan_reconstruction, reconstruct_chunk, merge_chunks),
+            chunks=ChunkFunctions(
+                plan_reconstruction, reconstruct_chunk, merge_chunks, estimate_chunk_memory
+            ),
         ),
         JobKind(
             name="segment",

@@ -35,6 +35,7 @@ from . import figures, planning, references, reports
 from .models import FINISHED_STATUSES, AnalysisJob, JobStatus, Result
 from .planning import assign_to_slots, check_inputs
 from .references import data_kind
+from .resources import format_bytes, memory_limit
 
 log = logging.getLogger(__name__)
 
@@ -273,6 +274,16 @@ def _fail(job_id: int, message: str) -> None:
     )
 
 
+def _out_of_memory(what: str, limit: int) -> str:
+    if limit:
+        return (
+            f"{what} ran out of memory: it needed more than a worker's limit of "
+            f"{format_bytes(limit)} (CORRELI_WORKER_MEMORY_BYTES); use smaller chunks or "
+            "blocks (chunk_slices, block_voxels) or a worker with more memory"
+        )
+    return f"{what} ran out of memory on this worker; use smaller chunks or blocks"
+
+
 def fail_with(job_id: int, exc: BaseException) -> None:
     """End a job failed: engine errors keep their own message, anything else is labelled."""
     if isinstance(exc, EngineError):
@@ -336,7 +347,10 @@ def execute_job(job_id: int, *, hostname: str = "", task_id: str = "") -> str:
             options.update(detector_calibration_options(job, inputs))
             progress = job_progress(job.pk)
             progress(0.0, f"{kind.label}: starting")
-            with store.holding([path for _, _, path in inputs]):
+            with (
+                store.holding([path for _, _, path in inputs]),
+                memory_limit(settings.CORRELI_WORKER_MEMORY_BYTES),
+            ):
                 summary = registry.run_engine(
                     kind, specs, str(output_path), options, progress=progress
                 )
@@ -356,6 +370,10 @@ def execute_job(job_id: int, *, hostname: str = "", task_id: str = "") -> str:
         log.warning("job %s: %s", job_id, exc)
         output_path.unlink(missing_ok=True)
         _fail(job_id, f"{kind.label}: {_own_words(exc.strerror or str(exc), labels)}")
+        return JobStatus.FAILED
+    except MemoryError:
+        output_path.unlink(missing_ok=True)
+        _fail(job_id, _out_of_memory(kind.label, settings.CORRELI_WORKER_MEMORY_BYTES))
         return JobStatus.FAILED
     except Exception as exc:  # noqa: BLE001 - a job must end failed, never stuck running
         log.error("job %s crashed:\n%s", job_id, traceback.format_exc())
@@ -628,20 +646,41 @@ def run_chunk(job_id: int, chunk_index: int) -> str:
     if job.status != JobStatus.RUNNING:
         return job.status
     chunks = job.fanout["chunks"]
+    functions = registry.get_kind(job.kind).chunks
+    slices = tuple(chunks[chunk_index])
+    what = f"chunk {chunk_index + 1} of {len(chunks)} (slices {slices[0]}:{slices[1]})"
+    limit = settings.CORRELI_WORKER_MEMORY_BYTES
     try:
         with heartbeat(job_id):
             # resolved again here: with the object store the input comes from this worker's
             # cache, and the part goes to the store (the merge may run on another machine)
             inputs = resolve_inputs(job)
-            with store.holding([path for _, _, path in inputs]):
+            source = input_specs(job, inputs)[0]
+            if limit and functions.memory is not None:
+                need = registry.call_accepting(
+                    functions.memory, source, slices=slices, **job.fanout["options"]
+                )
+                if need > limit:
+                    _fail(
+                        job_id,
+                        f"{what} needs about {format_bytes(need)} of memory, more than a "
+                        f"worker's limit of {format_bytes(limit)} (CORRELI_WORKER_MEMORY_BYTES): "
+                        "use fewer slices per chunk (chunk_slices) or a worker with more memory",
+                    )
+                    return JobStatus.FAILED
+            with store.holding([path for _, _, path in inputs]), memory_limit(limit):
                 registry.call_accepting(
-                    registry.get_kind(job.kind).chunks.chunk,
-                    input_specs(job, inputs)[0],
+                    functions.chunk,
+                    source,
                     str(part_path(job, chunk_index)),
-                    slices=tuple(chunks[chunk_index]),
+                    slices=slices,
                     **job.fanout["options"],
                 )
             store.publish(part_path(job, chunk_index), keep=False)
+    except MemoryError:
+        part_path(job, chunk_index).unlink(missing_ok=True)
+        _fail(job_id, _out_of_memory(what, limit))
+        return JobStatus.FAILED
     except Exception as exc:  # noqa: BLE001 - the job ends failed with the message
         fail_with(job_id, exc)
         return JobStatus.FAILED

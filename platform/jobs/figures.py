@@ -411,17 +411,39 @@ def calibration_label(summary: Mapping[str, Any]) -> str:
     return f"{text}: {source}"
 
 
+#: widest map drawn in a figure: a paper-scale slice (3584 px) is shown as block means
+MAX_MAP_PIXELS = 512
+
+
+def block_nanmean(z: np.ndarray, step: int) -> np.ndarray:
+    """Means of ``step`` x ``step`` blocks of a 2D map, NaN ignored (NaN where all are);
+    the edge blocks are partial."""
+    z = np.asarray(z, dtype=np.float64)
+    if step <= 1:
+        return z
+    rows, cols = -(-z.shape[0] // step), -(-z.shape[1] // step)
+    padded = np.full((rows * step, cols * step), np.nan)
+    padded[: z.shape[0], : z.shape[1]] = z
+    blocks = padded.reshape(rows, step, cols, step)
+    finite = np.isfinite(blocks)
+    count = finite.sum(axis=(1, 3))
+    total = np.where(finite, blocks, 0.0).sum(axis=(1, 3))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+
+
 def _segment_figures(f: ResultContents, summary) -> dict:
     figs = {}
     lateral = _get(f, "lateral_porosity")
     voxel_um = float(f.attrs.get("voxel_size_um", 0) or 0) or None
     pixel_mm = voxel_um / 1000 if voxel_um else 1.0
     if lateral is not None and lateral.ndim == 3:
+        step = -(-max(lateral.shape[1:]) // MAX_MAP_PIXELS)
         figs["porosity_maps"] = li_maps_by_region(
-            [lateral[i] for i in range(lateral.shape[0])],
+            [block_nanmean(lateral[i], step) for i in range(lateral.shape[0])],
             [f"region {i + 1}" for i in range(lateral.shape[0])],
             colorbar="porosity",
-            pixel_mm=pixel_mm,
+            pixel_mm=pixel_mm * step,
         )
     by_region = _get(f, "porosity_by_region")
     if by_region is not None:

@@ -233,3 +233,18 @@ def test_bad_options(centred_scan):
         plan_reconstruction(path, backend="magic")
     with pytest.raises(EngineInputError, match="360 deg"):
         plan_reconstruction(path, half_acquisition=True)
+
+
+def test_engine_threads_follow_the_setting_and_the_affinity(monkeypatch):
+    import os
+
+    from analysis_engine.tomo.backends import engine_threads
+
+    monkeypatch.delenv("CORRELI_ENGINE_THREADS", raising=False)
+    assert engine_threads() == len(os.sched_getaffinity(0))
+    monkeypatch.setenv("CORRELI_ENGINE_THREADS", "3")
+    assert engine_threads() == 3
+    for bad in ("0", "two"):
+        monkeypatch.setenv("CORRELI_ENGINE_THREADS", bad)
+        with pytest.raises(EngineInputError, match="CORRELI_ENGINE_THREADS"):
+            engine_threads()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import h5py
 import numpy as np
 import pytest
 
@@ -12,7 +13,13 @@ from analysis_engine.io.common import write_hdf5
 from analysis_engine.synthetic.phantom import dit_cathode
 from analysis_engine.transport import directional_table
 from analysis_engine.transport.commands import run_tortuosity, run_transport_table
-from analysis_engine.transport.table import electrode_region_boxes, inscribed_rectangle
+from analysis_engine.transport.table import (
+    cap_box,
+    electrode_region_boxes,
+    inscribed_rectangle,
+    segmentation_table,
+    streamed_region_boxes,
+)
 
 
 def test_inscribed_rectangle_known_answers():
@@ -105,3 +112,50 @@ def test_dit_phantom_percolates_in_plane_and_is_anisotropic():
         inplane = next(x for x in rows if x["region"] == r and x["direction"] == "in-plane")
         assert math.isfinite(inplane["tau"]) and math.isfinite(through["tau"])
         assert inplane["tau"] > 1.8 * through["tau"]
+
+
+@pytest.mark.parametrize("axis", [0, 1, 2])
+def test_streamed_region_boxes_equal_whole_mask_boxes(disc_in_field, axis):
+    _, _, electrode, _ = disc_in_field
+    moved = np.ascontiguousarray(np.moveaxis(electrode, 0, axis))
+    whole = electrode_region_boxes(moved, thickness_axis=axis, n_regions=3)
+    # slabs of 5 slices (the mask is read 5 z-slices at a time)
+    streamed = streamed_region_boxes(
+        moved, thickness_axis=axis, n_regions=3, block_voxels=5 * moved.shape[1] * moved.shape[2]
+    )
+    assert streamed == whole
+
+
+def test_segmentation_table_reads_boxes_and_equals_the_whole_table(disc_in_field, tmp_path):
+    _, pore, electrode, _ = disc_in_field
+    whole = directional_table(pore & electrode, electrode=electrode)
+    seg = tmp_path / "seg.h5"
+    write_hdf5(seg, {"/pore_mask": pore.astype(np.uint8), "/electrode_mask": electrode})
+    with h5py.File(seg) as f:
+        rows = segmentation_table(f["/pore_mask"], f["/electrode_mask"], block_voxels=4000)
+    assert rows == whole
+    assert run_transport_table(seg, tmp_path / "t.h5")["rows"] == whole
+
+
+def test_cap_box_keeps_the_thickness_and_shrinks_laterally_about_the_centre():
+    box = ((3, 21), (28, 68), (28, 68))
+    assert cap_box(box, 0, None) == box
+    assert cap_box(box, 0, 18 * 40 * 40) == box
+    capped = cap_box(box, 0, 18 * 20 * 20)
+    assert capped == ((3, 21), (38, 58), (38, 58))
+    assert cap_box(box, 1, 10) == ((10, 13), (28, 68), (46, 49))  # never below 3 voxels
+
+
+def test_transport_table_region_limit(disc_in_field, tmp_path):
+    inner, pore, electrode, (z0, y0, x0) = disc_in_field
+    seg = tmp_path / "seg.h5"
+    write_hdf5(seg, {"/pore_mask": pore.astype(np.uint8), "/electrode_mask": electrode})
+    limit = 6 * 20 * 20
+    summary = run_transport_table(seg, tmp_path / "t.h5", max_region_voxels=limit)
+    for row in summary["rows"]:
+        (a, b), (c, d), (e, g) = row["box"]
+        assert (b - a) * (d - c) * (g - e) <= limit
+        assert (c, d) == (y0 + 10, y0 + 30) and (e, g) == (x0 + 10, x0 + 30)
+        # the solved sub-volume is the planted one's centre
+        sub = inner.pore_mask[a - z0 : b - z0, c - y0 : d - y0, e - x0 : g - x0]
+        assert row["porosity"] == pytest.approx(sub.mean())

@@ -87,3 +87,20 @@ def test_events_figures_sum_pixel_histograms(tmp_path):
     figs = figures.build_figures("events", path, {})
     assert figs["spectrum"]["data"][0]["y"] == [1, 2, 3, 4]
     assert figs["counts"]["data"][0]["z"][1][2] == 10.0
+
+
+def test_wide_porosity_maps_are_drawn_as_block_means(tmp_path):
+    # a 1100-px-wide lateral map is drawn at most 512 px wide: blocks of 3 x 3, NaN ignored
+    rng = np.random.default_rng(3)
+    lateral = rng.random((2, 30, 1100)).astype(np.float32)
+    lateral[0, :3, :3] = np.nan  # one whole block NaN
+    lateral[1, 0, 0] = np.nan  # one voxel of a block NaN
+    path = write(tmp_path / "seg.h5", {"lateral_porosity": lateral}, {"voxel_size_um": 2.0})
+    maps = figures.build_figures("segment", path, {})["porosity_maps"]["data"]
+    z0, z1 = np.asarray(maps[0]["z"], dtype=float), np.asarray(maps[1]["z"], dtype=float)
+    assert z0.shape == (10, 367)  # ceil(1100 / 3) columns, the last block one column wide
+    assert np.isnan(z0[0, 0])
+    assert z1[0, 0] == pytest.approx(np.nanmean(lateral[1, :3, :3]))
+    assert z0[4, 10] == pytest.approx(lateral[0, 12:15, 30:33].mean())
+    assert z0[2, -1] == pytest.approx(lateral[0, 6:9, 1098:1100].mean())
+    assert maps[0]["x"][1] - maps[0]["x"][0] == pytest.approx(0.006)  # 3 voxels of 2 um

@@ -289,6 +289,11 @@ CELERY_TASK_EAGER_PROPAGATES = True
 # attempts) by the periodic check, which Celery beat runs every CORRELI_JOB_LIVENESS_CHECK_S.
 # Worst case from a worker's death to its job back in the queue: STALE + CHECK (105 s).
 CORRELI_JOB_HEARTBEAT_S = float(env("CORRELI_JOB_HEARTBEAT_S", "15"))
+# Memory one job (or chunk of a job) may use in a worker process beyond its idle size, bytes;
+# 0: no limit. A chunk whose estimate exceeds it fails before it starts; the engine call runs
+# under a soft RLIMIT_AS of this much above the process's size, so running out fails the job
+# with a MemoryError instead of swapping or waking the kernel's OOM killer.
+CORRELI_WORKER_MEMORY_BYTES = int(env("CORRELI_WORKER_MEMORY_BYTES", "0"))
 CORRELI_JOB_STALE_S = float(env("CORRELI_JOB_STALE_S", "75"))
 CORRELI_JOB_LIVENESS_CHECK_S = float(env("CORRELI_JOB_LIVENESS_CHECK_S", "30"))
 
