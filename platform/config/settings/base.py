@@ -168,6 +168,8 @@ CORRELI_S3_TRANSFER_ATTEMPTS = int(env("CORRELI_S3_TRANSFER_ATTEMPTS", "3"))  # 
 CORRELI_CACHE_DIR = Path(env("CORRELI_CACHE_DIR", str(VAR_DIR / "cache")))
 CORRELI_CACHE_MAX_BYTES = int(env("CORRELI_CACHE_MAX_BYTES", str(20 * 1024**3)))
 CORRELI_SCRATCH_DIR = Path(env("CORRELI_SCRATCH_DIR", str(VAR_DIR / "scratch")))
+# The engine (which never reads Django settings) takes its scratch folder from the environment.
+os.environ.setdefault("CORRELI_SCRATCH_DIR", str(CORRELI_SCRATCH_DIR))
 
 
 def s3_storage_setting(
