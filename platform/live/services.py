@@ -23,10 +23,21 @@ from django.utils import timezone
 
 from analysis_engine.errors import EngineInputError
 from analysis_engine.events import EnergyBinning, SpectrumAccumulator
-from analysis_engine.events.incremental import LiveEventSpectra, live_maps
+from analysis_engine.events.incremental import (
+    LiveEventSpectra,
+    live_maps,
+    raw_frame_accumulator,
+)
 from analysis_engine.events.timeresolved import li_of_time, time_resolved_spectra
 from analysis_engine.io.hexitec import HexitecEventReader
-from analysis_engine.io.live import load_live_state, read_event_chunk, save_live_state
+from analysis_engine.io.hexitec_native import read_pixel_calibration, write_calibration_arrays
+from analysis_engine.io.live import (
+    load_live_state,
+    new_bin_spans,
+    read_bin_span,
+    read_event_chunk,
+    save_live_state,
+)
 from analysis_engine.io.spectra import write_spectra
 
 from .events import publish
@@ -42,7 +53,12 @@ DEFAULT_OPTIONS = {
     "incident_kev": 115.0,
     "angle_deg": 90.0,
     "frame_rate_hz": 9000.0,
+    # "events": pushed event chunks (append API, HDF5 folder watch); "bin": raw .bin frames
+    # of a watched folder, clustered with the acquisition's calibration arrays
+    "input": "events",
+    "threshold_kev": 5.0,
 }
+INPUTS = ("events", "bin")
 _OPTION_TYPES = {
     "bin_width_kev": float,
     "charge_sharing": str,
@@ -50,7 +66,10 @@ _OPTION_TYPES = {
     "incident_kev": float,
     "angle_deg": float,
     "frame_rate_hz": float,
+    "input": str,
+    "threshold_kev": float,
 }
+CALIBRATION_MAPS = ("gradients", "intercepts", "thresholds")
 
 
 class LiveConflict(Exception):
@@ -85,21 +104,70 @@ def clean_options(raw: dict | None) -> dict:
     except (TypeError, ValueError) as exc:
         raise EngineInputError(f"bad live acquisition option: {exc}") from exc
     options["range_kev"] = [lo, hi]
-    _accumulator(options)  # validates binning and charge sharing
+    if options["input"] not in INPUTS:
+        raise EngineInputError(f"option input must be one of {', '.join(INPUTS)}")
+    _event_accumulator(options)  # validates binning and charge sharing
     return options
 
 
-def _accumulator(options: dict) -> SpectrumAccumulator:
+def _event_accumulator(options: dict) -> SpectrumAccumulator:
     lo, hi = options["range_kev"]
     return SpectrumAccumulator(
         EnergyBinning(lo, hi, options["bin_width_kev"]), charge_sharing=options["charge_sharing"]
     )
 
 
-def create_acquisition(*, project, user, name: str, options: dict | None = None):
-    return LiveAcquisition.objects.create(
-        project=project, created_by=user, name=name, options=clean_options(options)
+def _accumulator(acq: LiveAcquisition) -> SpectrumAccumulator:
+    """A fresh accumulator configured as the batch ``events`` command for this input."""
+    options = acq.options
+    if options.get("input", "events") != "bin":
+        return _event_accumulator(options)
+    folder = acquisition_dir(acq) / "calibration"
+    paths = [folder / f"{name}.npy" for name in CALIBRATION_MAPS]
+    cal = read_pixel_calibration(*paths[:2], paths[2] if paths[2].exists() else None)
+    lo, hi = options["range_kev"]
+    return raw_frame_accumulator(
+        EnergyBinning(lo, hi, options["bin_width_kev"]), charge_sharing=options["charge_sharing"],
+        gradient_kev_per_adu=cal.gradient_kev_per_adu, intercept_kev=cal.intercept_kev,
+        threshold_adu=cal.threshold_for_engine(), bad_pixels=cal.bad_pixels,
+        threshold_kev=options["threshold_kev"],
+    )  # fmt: skip
+
+
+def create_acquisition(
+    *, project, user, name: str, options: dict | None = None, calibration: dict | None = None
+):
+    """A new acquisition; ``input: bin`` needs ``calibration`` paths (gradients, intercepts and
+    optionally thresholds: 80 x 80 maps as for ``events`` on a ``.bin``), copied into it.
+
+    Raises
+    ------
+    EngineInputError
+        Bad options, or calibration maps missing, unreadable or given for event input.
+    """
+    options = clean_options(options)
+    cal = None
+    if options["input"] == "bin":
+        calibration = calibration or {}
+        if not (calibration.get("gradients") and calibration.get("intercepts")):
+            raise EngineInputError(
+                "a live acquisition of raw .bin frames needs its per-pixel calibration: "
+                "gradients and intercepts maps (and optionally thresholds)"
+            )
+        cal = read_pixel_calibration(
+            calibration["gradients"], calibration["intercepts"], calibration.get("thresholds")
+        )
+    elif calibration:
+        raise EngineInputError("calibration maps are for input 'bin' (raw .bin frames) only")
+    acq = LiveAcquisition.objects.create(
+        project=project, created_by=user, name=name, options=options
     )
+    if cal is not None:
+        write_calibration_arrays(
+            acquisition_dir(acq) / "calibration", cal.gradient_kev_per_adu, cal.intercept_kev,
+            cal.threshold_adu, text=False,
+        )  # fmt: skip
+    return acq
 
 
 def missing_chunks(acq: LiveAcquisition) -> list[int]:
@@ -121,6 +189,10 @@ def append_chunk(acq: LiveAcquisition, seq: int, data: bytes) -> ChunkOutcome:
     """
     if acq.status != AcquisitionStatus.ACQUIRING:
         raise LiveConflict(f"acquisition {acq.pk} is {acq.status}: it takes no more chunks")
+    if acq.options.get("input", "events") == "bin":
+        raise LiveConflict(
+            f"acquisition {acq.pk} follows raw .bin files in a folder: it takes no pushed chunks"
+        )
     digest = hashlib.sha256(data).hexdigest()
     existing = acq.chunks.filter(seq=seq).first()
     if existing is not None:
@@ -153,9 +225,17 @@ def _load(acq: LiveAcquisition) -> LiveEventSpectra:
     is_adu = False
     if acq.checkpoint:
         return LiveEventSpectra.from_state(
-            _accumulator(acq.options), load_live_state(acq.checkpoint), values_are_adu=is_adu
+            _accumulator(acq), load_live_state(acq.checkpoint), values_are_adu=is_adu
         )
-    return LiveEventSpectra(_accumulator(acq.options), values_are_adu=is_adu)
+    return LiveEventSpectra(_accumulator(acq), values_are_adu=is_adu)
+
+
+def _add_chunk(live: LiveEventSpectra, acq: LiveAcquisition, chunk: LiveChunk) -> None:
+    if acq.options.get("input", "events") == "bin":
+        live.add_frames(read_bin_span(chunk.path, chunk.offset, chunk.offset + chunk.size))
+        return
+    arrays = read_event_chunk(Path(chunk.path).read_bytes())
+    live.add_events(arrays["frame"], arrays["row"], arrays["col"], arrays["values"])
 
 
 def process(acq_id: int, *, force_map: bool = False) -> int:
@@ -180,8 +260,7 @@ def process(acq_id: int, *, force_map: bool = False) -> int:
         live = _load(acq)
         try:
             for chunk in todo:
-                arrays = read_event_chunk(Path(chunk.path).read_bytes())
-                live.add_events(arrays["frame"], arrays["row"], arrays["col"], arrays["values"])
+                _add_chunk(live, acq, chunk)
         except EngineInputError as exc:
             acq.status, acq.error = AcquisitionStatus.FAILED, f"chunk {chunk.seq}: {exc}"
             acq.save()
@@ -247,6 +326,9 @@ def push_map(acq: LiveAcquisition, live: LiveEventSpectra, *, force: bool = Fals
         "processed_seq": acq.processed_seq,
         "map_computed_at": timezone.now().isoformat(),
     }
+    if acq.options.get("input") == "bin" and acq.processed_seq >= 0:
+        done = acq.chunks.get(seq=acq.processed_seq)
+        acq.summary["bin_position"] = [Path(done.path).name, done.offset + done.size]
     publish(
         acq.project_id,
         "live-map",
@@ -287,8 +369,10 @@ def finish(acq_id: int) -> LiveAcquisition:
         result = live.finish()
         out = acquisition_dir(acq) / "spectra.h5"
         lo, hi = acq.options["range_kev"]
+        bad = live.accumulator._mask.reshape(result.pixel_histograms.shape[:2])
         write_spectra(
             out, result.energy_bins_kev, result.pixel_histograms,
+            bad_pixels=bad if bad.any() else None,
             attrs={"bin_width_kev": acq.options["bin_width_kev"], "range_kev": [lo, hi],
                    "charge_sharing": acq.options["charge_sharing"],
                    "summary": {**result.stats}, "source_file": f"live acquisition {acq.pk}"},
@@ -330,6 +414,10 @@ def time_resolved(acq: LiveAcquisition, *, slice_s: float, n_regions: int = 3) -
     """
     if not 1 <= n_regions <= 80:
         raise EngineInputError(f"regions must be 1..80, got {n_regions}")
+    if acq.options.get("input", "events") == "bin":
+        raise EngineInputError(
+            "time-resolved maps re-bin event chunks; this acquisition follows raw .bin frames"
+        )
     chunks = list(acq.chunks.filter(seq__lte=acq.processed_seq).order_by("seq"))
     if not chunks:
         raise EngineInputError("no chunk has been clustered yet: nothing to re-bin in time")
@@ -412,4 +500,45 @@ def scan_folder(acq: LiveAcquisition, folder: str | Path) -> list[int]:
                  for k in ("frame", "row", "col", "values")]  # fmt: skip
         if append_chunk(acq, seq, _npz(*parts)).created:
             created.append(seq)
+    return created
+
+
+def scan_bin_folder(
+    acq: LiveAcquisition, folder: str | Path, *, max_frames: int = 4500
+) -> list[int]:
+    """Take the whole raw frames the acquisition software has appended to ``folder/*.bin``.
+
+    Each new stretch of whole frames (at most ``max_frames``) becomes the next chunk: a byte
+    range of the file, not a copy. The position to continue from is the end of the last
+    chunk (file name and byte offset), stored with it, so a rescan, or a new watcher after
+    a kill, never takes a frame twice; a partial frame waits for the writer, and files are
+    taken in name order (see :func:`analysis_engine.io.live.new_bin_spans`). Returns the
+    sequence numbers newly stored.
+    """
+    if acq.options.get("input", "events") != "bin":
+        raise EngineInputError(f"acquisition {acq.pk} takes event chunks, not raw .bin frames")
+    if acq.status != AcquisitionStatus.ACQUIRING:
+        raise LiveConflict(f"acquisition {acq.pk} is {acq.status}: it takes no more frames")
+    folder = Path(folder).resolve()
+    last = acq.chunks.order_by("-seq").first()
+    if last is not None and Path(last.path).parent != folder:
+        raise EngineInputError(
+            f"acquisition {acq.pk} follows {Path(last.path).parent}, not {folder}"
+        )
+    position = None if last is None else (Path(last.path).name, last.offset + last.size)
+    spans, skipped = new_bin_spans(folder, position, max_frames=max_frames)
+    for name, n_bytes in skipped:
+        log.warning("live watch: %s ended with a partial frame of %d bytes (left out)", name,
+                    n_bytes)  # fmt: skip
+    seq = -1 if last is None else last.seq
+    created = []
+    for span in spans:
+        seq += 1
+        ident = f"bin:{span.name}:{span.start}:{span.stop}"
+        LiveChunk.objects.create(
+            acquisition=acq, seq=seq, sha256=hashlib.sha256(ident.encode()).hexdigest(),
+            size=span.stop - span.start, offset=span.start, events=0,
+            path=str(folder / span.name),
+        )  # fmt: skip
+        created.append(seq)
     return created

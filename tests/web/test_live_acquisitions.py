@@ -265,3 +265,75 @@ def test_a_worker_killed_after_its_checkpoint_but_before_commit_double_counts_no
     _, batch, _ = read_spectra(tmp_path / "batch.h5")
     _, live, _ = read_spectra(acq.spectra.file.path)
     np.testing.assert_array_equal(live, batch)
+
+
+def test_folder_watch_of_a_growing_bin_file_resumes_after_a_kill_and_equals_the_batch(
+    project, tmp_path
+):
+    from django.core.management import call_command
+    from live import services
+
+    from analysis_engine.errors import EngineInputError
+    from analysis_engine.io.hexitec_native import (
+        FRAME_BYTES,
+        scramble_frames,
+        write_calibration_arrays,
+    )
+    from analysis_engine.io.live import save_live_state
+    from analysis_engine.synthetic.hexitec import generate_frames, random_calibration
+
+    e = np.arange(0.025, 130.0, 0.05)
+    gain, offset = random_calibration(seed=2)
+    syn = generate_frames(e, beamline_spectrum(e), counts=1.5, n_frames=400, seed=4,
+                          gain_kev_per_adu=gain, offset_kev=offset, sharing_fraction=0.3)  # fmt: skip
+    threshold = np.ceil((5.0 - offset) / gain)
+    cal = write_calibration_arrays(tmp_path / "cal", gain, offset, threshold)
+    calibration = {name: str(path) for name, path in cal.items()}
+    data = scramble_frames(syn.frames_adu).astype("<u2").tobytes()
+    folder = tmp_path / "detector"
+    folder.mkdir()
+    target = folder / "run-0001.bin"
+
+    def write(a, b):
+        with open(target, "ab") as fh:
+            fh.write(data[a:b])
+
+    with pytest.raises(EngineInputError, match="calibration"):
+        services.create_acquisition(project=project, user=None, name="x",
+                                    options={"input": "bin"})  # fmt: skip
+    acq = services.create_acquisition(project=project, user=None, name="raw",
+                                      options={**OPTIONS, "input": "bin"},
+                                      calibration=calibration)  # fmt: skip
+    cut1, cut2 = 120 * FRAME_BYTES + 5000, 260 * FRAME_BYTES + 1  # both mid-frame
+    write(0, cut1)
+    assert services.scan_bin_folder(acq, folder, max_frames=100) == [0, 1]
+    assert services.scan_bin_folder(acq, folder) == []  # the partial frame waits
+    services.process(acq.pk, force_map=True)
+    acq.refresh_from_db()
+    assert acq.summary["bin_position"] == ["run-0001.bin", 120 * FRAME_BYTES]
+    with pytest.raises(services.LiveConflict, match=r"\.bin"):
+        services.append_chunk(acq, 9, b"anything")
+
+    write(cut1, cut2)
+    assert services.scan_bin_folder(acq, folder) == [2]  # frames 120..259
+    # the worker clustering chunk 2 wrote its checkpoint and was killed before committing
+    dead = services._load(acq)
+    dead.add_frames(syn.frames_adu[120:260])
+    save_live_state(services.acquisition_dir(acq) / "state-000000002.npz", dead.state())
+    write(cut2, len(data))
+    out = io.StringIO()
+    call_command("live_watch", str(folder), "--acquisition", str(acq.pk), "--poll-s", "0.05",
+                 "--idle-s", "0.3", stdout=out)  # fmt: skip
+    acq.refresh_from_db()
+    assert acq.status == "finished"
+    assert [c.offset for c in acq.chunks.order_by("seq")] == [
+        0, 100 * FRAME_BYTES, 120 * FRAME_BYTES, 260 * FRAME_BYTES
+    ]  # fmt: skip
+
+    summary = run_events(target, tmp_path / "batch.h5", bin_width_kev=0.5,
+                         range_kev=(0.0, 130.0), **{f"{k}_path": v for k, v in cal.items()})  # fmt: skip
+    _, batch, _ = read_spectra(tmp_path / "batch.h5")
+    _, live, _ = read_spectra(acq.spectra.file.path)
+    np.testing.assert_array_equal(live, batch)
+    assert acq.events_received == summary["events_in"]
+    assert acq.frames == summary["frames"] == 400
