@@ -9,6 +9,7 @@ import json
 import numpy as np
 import pytest
 from catalogue.models import Dataset
+from django.urls import reverse
 from live.models import LiveAcquisition, LiveEvent
 
 from analysis_engine.events.commands import run_events
@@ -127,6 +128,34 @@ def test_live_page_for_members_only(project, analyst, outsider, api_as, client_a
     assert 'id="live-li-map"' in html and "js/live.js" in html and "vendor/plotly.min.js" in html
     assert f"/live/{acq_id}/" in client_as(analyst).get("/live/").content.decode()
     assert client_as(outsider).get(f"/live/{acq_id}/").status_code == 404
+
+
+def test_live_pages_are_linked_from_the_navigation_and_the_dataset_pages(
+    project, analyst, outsider, client_as, events
+):
+    from live import services
+
+    acq = services.create_acquisition(project=project, user=analyst, name="linked",
+                                      options=OPTIONS)  # fmt: skip
+    services.append_chunk(acq, 0, chunk_bytes(events, 0, 500))
+    acq = services.finish(acq.pk)
+    client = client_as(analyst)
+    for url in ("/", reverse("catalogue:dataset_list"), f"/live/{acq.pk}/"):
+        html = client.get(url).content.decode()
+        assert 'id="nav-live" href="/live/"' in html, url
+    assert (
+        'id="datasets-live" href="/live/"'
+        in client.get(reverse("catalogue:dataset_list")).content.decode()
+    )
+    dataset_page = client.get(acq.spectra.get_absolute_url()).content.decode()
+    assert f'id="dataset-live" href="/live/{acq.pk}/"' in dataset_page
+    live_page = client.get(f"/live/{acq.pk}/").content.decode()
+    assert (
+        'id="live-all" href="/live/"' in live_page and acq.project.get_absolute_url() in live_page
+    )
+    # another dataset of the project has no live acquisition: no link
+    other = Dataset.objects.create(project=project, name="plain.h5", kind="xcs_spectra")
+    assert 'id="dataset-live"' not in client.get(other.get_absolute_url()).content.decode()
 
 
 def test_replay_of_an_operando_acquisition_equals_the_batch_command(
