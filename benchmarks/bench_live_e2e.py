@@ -212,6 +212,7 @@ def part_a(use_redis: bool, rate_hz: float, chunk_s: float, n_chunks: int, warmu
     from playwright.sync_api import sync_playwright
 
     chunks, per = twin_chunks(rate_hz, chunk_s, 4)
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="correli-bench-live-e2e-") as tmp:
         stack = Stack(Path(tmp), use_redis=use_redis, worker=True)
         try:
@@ -273,6 +274,9 @@ def part_a(use_redis: bool, rate_hz: float, chunk_s: float, n_chunks: int, warmu
                    and np.median(delays[-quarter:]) < 2 * np.median(delays[:quarter]) + chunk_s)  # fmt: skip
     return {
         "kept_up": kept_up,
+        # 1-minute load average of the machine (2 cores) before and after: other work
+        "load": [round(load_before, 1), round(os.getloadavg()[0], 1)],
+        "delays_s": [round(float(d), 3) for d in delays],
         "twin_hz": sum(len(c[0]) for c in chunks) / (len(chunks) * chunk_s),
         "broker": "Redis DB 4 (+ live pub/sub)" if use_redis else "embedded (SQLite), no Redis",
         "rate_hz": rate_hz,
@@ -430,14 +434,15 @@ def write_report(runs: dict, args) -> None:
             "",
             "| broker | twin events/s | sent events/s | kept up | maps drawn | p50 s | p95 s "
             "| max s | oldest frame p95 s | written -> computed p50 | push p50 | draw p50 "
-            "| sender lag max s |",
-            "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+            "| sender lag max s | load before / after |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
             *[
                 f"| {r['broker']} | {r['twin_hz'] / 1e6:.2f} M | {r['sustained_hz'] / 1e6:.2f} M "
                 f"| {'yes' if r['kept_up'] else 'no'} | {r['maps_drawn']} | {r['p50']:.2f} | "
                 f"**{r['p95']:.2f}** | {r['max']:.2f} | {r['p95'] + r['chunk_s']:.2f} | "
                 f"{r['to_computed_p50']:.2f} | {r['push_p50']:.3f} | {r['draw_p50']:.3f} | "
-                f"{r['sender_late_max_s']:.2f} |"
+                f"{r['sender_late_max_s']:.2f} | "
+                f"{' / '.join(str(x) for x in r.get('load', ['-', '-']))} |"
                 for r in a_rows
             ],
             "",

@@ -277,7 +277,10 @@ def process(acq_id: int, *, force_map: bool = False) -> int:
         stats = live.accumulator.stats
         acq.events_received = live.events_consumed
         acq.events_counted, acq.frames = stats["events_counted"], stats["frames"]
-        push_map(acq, live, force=force_map or not todo)
+        # the next chunk arrived while this step ran: its step will show the newer map, so
+        # this one is skipped (a worker that is behind spends no time on maps nobody sees)
+        behind = bool(todo) and acq.chunks.filter(seq=acq.processed_seq + 1).exists()
+        push_map(acq, live, force=force_map or not todo, behind=behind)
         acq.save()
         if todo and old and old != acq.checkpoint:
             transaction.on_commit(lambda: Path(old).unlink(missing_ok=True))
@@ -299,11 +302,21 @@ def elapsed_s(acq: LiveAcquisition) -> float:
     return max((end - acq.first_data_at).total_seconds(), 0.0)
 
 
-def push_map(acq: LiveAcquisition, live: LiveEventSpectra, *, force: bool = False) -> None:
-    """Recompute S and Li maps (at most every CORRELI_LIVE_MAP_INTERVAL_S) and push them."""
+MAX_MAP_DEFER_S = 2.0
+
+
+def push_map(
+    acq: LiveAcquisition, live: LiveEventSpectra, *, force: bool = False, behind: bool = False
+) -> None:
+    """Recompute S and Li maps (at most every CORRELI_LIVE_MAP_INTERVAL_S) and push them.
+
+    ``behind``: more data is already waiting, so the map is left to the next step unless
+    none was pushed for ``max(MAX_MAP_DEFER_S, interval)`` seconds.
+    """
     interval = float(getattr(settings, "CORRELI_LIVE_MAP_INTERVAL_S", 2.0))
     now = time.monotonic()
-    if not force and now - _last_map.get(acq.pk, -math.inf) < interval:
+    since = now - _last_map.get(acq.pk, -math.inf)
+    if not force and (since < interval or (behind and since < max(MAX_MAP_DEFER_S, interval))):
         return
     _last_map[acq.pk] = now
     snap = live.snapshot()

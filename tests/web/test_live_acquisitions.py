@@ -366,3 +366,39 @@ def test_folder_watch_of_a_growing_bin_file_resumes_after_a_kill_and_equals_the_
     np.testing.assert_array_equal(live, batch)
     assert acq.events_received == summary["events_in"]
     assert acq.frames == summary["frames"] == 400
+
+
+def test_a_worker_that_is_behind_skips_maps_nobody_would_see(project, events, monkeypatch):
+    from django.test import override_settings
+    from live import services
+
+    acq = services.create_acquisition(project=project, user=None, name="behind",
+                                      options=OPTIONS)  # fmt: skip
+    cuts = np.linspace(0, len(events.frame), 5).astype(int) + np.array([0, 3, 5, 7, 0])
+    bodies = [chunk_bytes(events, a, b) for a, b in zip(cuts[:-1], cuts[1:], strict=True)]
+    services.append_chunk(acq, 0, bodies[0])
+    add = services._add_chunk
+
+    def arriving(live, acq_, chunk):  # chunk seq + 1 arrives while seq is being clustered
+        add(live, acq_, chunk)
+        if chunk.seq + 1 < len(bodies):
+            services.append_chunk(acq_, chunk.seq + 1, bodies[chunk.seq + 1])
+
+    def mapped():
+        maps = LiveEvent.objects.filter(topic="live-map").values_list("payload", flat=True)
+        return [m["processed_seq"] for m in maps]
+
+    monkeypatch.setattr(services, "_add_chunk", arriving)
+    with override_settings(CORRELI_LIVE_MAP_INTERVAL_S=0):
+        services._last_map.pop(acq.pk, None)
+        assert services.process(acq.pk) == 1
+        assert mapped() == [0]  # the first map is never held back
+        assert services.process(acq.pk) == 1
+        assert mapped() == [0]  # chunk 2 was already waiting: no map of chunk 1
+        services._last_map[acq.pk] -= services.MAX_MAP_DEFER_S  # no map for that long
+        assert services.process(acq.pk) == 1
+        assert mapped() == [0, 2]  # pushed although chunk 3 is waiting
+        assert services.process(acq.pk) == 1
+        assert mapped() == [0, 2, 3]  # caught up: pushed at once
+    acq = services.finish(acq.pk)
+    assert acq.events_received == len(events.frame)
