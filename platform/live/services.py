@@ -11,6 +11,7 @@ import io
 import logging
 import math
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -221,8 +222,25 @@ def append_chunk(acq: LiveAcquisition, seq: int, data: bytes) -> ChunkOutcome:
     return ChunkOutcome(created=True, missing=missing_chunks(acq))
 
 
+# The spectra a worker process computed last, per acquisition, with the checkpoint they equal:
+# the next step of the same acquisition in the same process continues from memory instead of
+# reading the checkpoint back (about 80 MB at 0.05 keV bins). Only committed steps are kept
+# (set on commit, taken out at the start of a step), so memory never runs ahead of the row.
+_resident: OrderedDict[int, tuple[str, LiveEventSpectra]] = OrderedDict()
+_RESIDENT_MAX = 2
+
+
+def _keep_resident(acq_id: int, checkpoint: str, live: LiveEventSpectra) -> None:
+    _resident[acq_id] = (checkpoint, live)
+    while len(_resident) > _RESIDENT_MAX:
+        _resident.popitem(last=False)
+
+
 def _load(acq: LiveAcquisition) -> LiveEventSpectra:
     is_adu = False
+    checkpoint, live = _resident.pop(acq.pk, ("", None))
+    if live is not None and checkpoint == acq.checkpoint and not live.finished:
+        return live
     if acq.checkpoint:
         return LiveEventSpectra.from_state(
             _accumulator(acq), load_live_state(acq.checkpoint), values_are_adu=is_adu
@@ -284,6 +302,8 @@ def process(acq_id: int, *, force_map: bool = False) -> int:
         acq.save()
         if todo and old and old != acq.checkpoint:
             transaction.on_commit(lambda: Path(old).unlink(missing_ok=True))
+        if acq.checkpoint:
+            transaction.on_commit(lambda: _keep_resident(acq.pk, acq.checkpoint, live))
     return len(todo)
 
 

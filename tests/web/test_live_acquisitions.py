@@ -402,3 +402,37 @@ def test_a_worker_that_is_behind_skips_maps_nobody_would_see(project, events, mo
         assert mapped() == [0, 2, 3]  # caught up: pushed at once
     acq = services.finish(acq.pk)
     assert acq.events_received == len(events.frame)
+
+
+def test_the_next_step_continues_from_memory_and_a_stale_memory_is_never_used(
+    project, events, monkeypatch, tmp_path
+):
+    from live import services
+
+    n = len(events.frame)
+    cuts = [0, n // 3 + 1, 2 * n // 3 + 2, n]
+    bodies = [chunk_bytes(events, a, b) for a, b in zip(cuts[:-1], cuts[1:], strict=True)]
+    acq = services.create_acquisition(project=project, user=None, name="resident",
+                                      options=OPTIONS)  # fmt: skip
+    services.append_chunk(acq, 0, bodies[0])
+    services.process(acq.pk)
+    reads = []
+    real_load = services.load_live_state
+    monkeypatch.setattr(services, "load_live_state", lambda p: reads.append(p) or real_load(p))
+    services.append_chunk(acq, 1, bodies[1])
+    services.process(acq.pk)
+    assert reads == []  # continued from memory: the checkpoint was not read back
+    # another worker took step 2 meanwhile: this process's memory is behind the row
+    stale = services._resident[acq.pk]
+    services.append_chunk(acq, 2, bodies[2])
+    services.process(acq.pk)
+    services._resident[acq.pk] = stale
+    acq = services.finish(acq.pk)
+    assert len(reads) == 1  # the stale memory was dropped, the checkpoint read
+    assert acq.events_received == n
+    path = tmp_path / "complete.h5"
+    write_hexitec_events(path, frame=events.frame, row=events.row, col=events.col,
+                         energy_kev=events.energy_kev, n_frames=events.n_frames)  # fmt: skip
+    run_events(path, tmp_path / "batch.h5", bin_width_kev=0.5, range_kev=(0.0, 130.0))
+    _, live, _ = read_spectra(acq.spectra.file.path)
+    np.testing.assert_array_equal(live, read_spectra(tmp_path / "batch.h5")[1])
