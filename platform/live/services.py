@@ -222,30 +222,46 @@ def append_chunk(acq: LiveAcquisition, seq: int, data: bytes) -> ChunkOutcome:
     return ChunkOutcome(created=True, missing=missing_chunks(acq))
 
 
-# The spectra a worker process computed last, per acquisition, with the checkpoint they equal:
-# the next step of the same acquisition in the same process continues from memory instead of
-# reading the checkpoint back (about 80 MB at 0.05 keV bins). Only committed steps are kept
-# (set on commit, taken out at the start of a step), so memory never runs ahead of the row.
-_resident: OrderedDict[int, tuple[str, LiveEventSpectra]] = OrderedDict()
+# The spectra a worker process computed last, per acquisition, with the (checkpoint,
+# processed_seq) they equal: the next step of the same acquisition in the same process
+# continues from memory instead of reading the checkpoint back (about 80 MB at 0.05 keV bins).
+# Only committed steps are kept (set on commit, taken out at the start of a step), so memory
+# never runs ahead of the row.
+_resident: OrderedDict[int, tuple[tuple, LiveEventSpectra]] = OrderedDict()
 _RESIDENT_MAX = 2
+_last_checkpoint: dict[int, float] = {}
 
 
-def _keep_resident(acq_id: int, checkpoint: str, live: LiveEventSpectra) -> None:
-    _resident[acq_id] = (checkpoint, live)
+def _resident_key(acq: LiveAcquisition) -> tuple:
+    return (acq.created_at, acq.checkpoint, acq.processed_seq)
+
+
+def _keep_resident(acq_id: int, key: tuple, live: LiveEventSpectra) -> None:
+    _resident[acq_id] = (key, live)
     while len(_resident) > _RESIDENT_MAX:
         _resident.popitem(last=False)
 
 
 def _load(acq: LiveAcquisition) -> LiveEventSpectra:
-    is_adu = False
-    checkpoint, live = _resident.pop(acq.pk, ("", None))
-    if live is not None and checkpoint == acq.checkpoint and not live.finished:
+    """The spectra of the chunks up to ``processed_seq``: from memory, or the checkpoint plus
+    the chunks committed after it was written, clustered again (exactly once)."""
+    key, live = _resident.pop(acq.pk, (None, None))
+    if live is not None and key == _resident_key(acq) and not live.finished:
         return live
+    done = -1
+    live = LiveEventSpectra(_accumulator(acq))
     if acq.checkpoint:
-        return LiveEventSpectra.from_state(
-            _accumulator(acq), load_live_state(acq.checkpoint), values_are_adu=is_adu
-        )
-    return LiveEventSpectra(_accumulator(acq), values_are_adu=is_adu)
+        state = load_live_state(acq.checkpoint)
+        live = LiveEventSpectra.from_state(_accumulator(acq), state)
+        done = int(state["processed_seq"]) if "processed_seq" in state else acq.processed_seq
+    for chunk in acq.chunks.filter(seq__gt=done, seq__lte=acq.processed_seq).order_by("seq"):
+        _add_chunk(live, acq, chunk)
+    return live
+
+
+def _checkpoint_due(acq: LiveAcquisition) -> bool:
+    every = float(getattr(settings, "CORRELI_LIVE_CHECKPOINT_S", 5.0))
+    return time.monotonic() - _last_checkpoint.get(acq.pk, -math.inf) >= every
 
 
 def _add_chunk(live: LiveEventSpectra, acq: LiveAcquisition, chunk: LiveChunk) -> None:
@@ -259,9 +275,11 @@ def _add_chunk(live: LiveEventSpectra, acq: LiveAcquisition, chunk: LiveChunk) -
 def process(acq_id: int, *, force_map: bool = False) -> int:
     """Cluster the chunks that follow ``processed_seq`` without a gap; return how many.
 
-    Resumable: the checkpoint file of each step has its own name and the row points at it only
-    once the transaction commits, so a worker killed half-way leaves the previous checkpoint
-    and ``processed_seq`` consistent, and the next run repeats the lost work exactly once.
+    Resumable: a checkpoint (written at most every ``CORRELI_LIVE_CHECKPOINT_S``) has its own
+    name and records the last chunk in it; the row points at it only once the transaction
+    commits. A worker killed half-way leaves the row's checkpoint and ``processed_seq``
+    consistent: the next run clusters the chunks committed after that checkpoint again, then
+    repeats the lost step, each exactly once.
     """
     with transaction.atomic():
         acq = LiveAcquisition.objects.select_for_update().get(pk=acq_id)
@@ -289,9 +307,11 @@ def process(acq_id: int, *, force_map: bool = False) -> int:
         if todo:
             acq.processed_seq = todo[-1].seq
             acq.first_data_at = acq.first_data_at or todo[0].created_at
-            path = acquisition_dir(acq) / f"state-{acq.processed_seq:09d}.npz"
-            save_live_state(path, live.state())
-            acq.checkpoint = str(path)
+            if _checkpoint_due(acq):
+                path = acquisition_dir(acq) / f"state-{acq.processed_seq:09d}.npz"
+                save_live_state(path, {**live.state(), "processed_seq": acq.processed_seq})
+                _last_checkpoint[acq.pk] = time.monotonic()
+                acq.checkpoint = str(path)
         stats = live.accumulator.stats
         acq.events_received = live.events_consumed
         acq.events_counted, acq.frames = stats["events_counted"], stats["frames"]
@@ -302,8 +322,7 @@ def process(acq_id: int, *, force_map: bool = False) -> int:
         acq.save()
         if todo and old and old != acq.checkpoint:
             transaction.on_commit(lambda: Path(old).unlink(missing_ok=True))
-        if acq.checkpoint:
-            transaction.on_commit(lambda: _keep_resident(acq.pk, acq.checkpoint, live))
+        transaction.on_commit(lambda: _keep_resident(acq.pk, _resident_key(acq), live))
     return len(todo)
 
 

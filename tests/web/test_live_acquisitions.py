@@ -436,3 +436,34 @@ def test_the_next_step_continues_from_memory_and_a_stale_memory_is_never_used(
     run_events(path, tmp_path / "batch.h5", bin_width_kev=0.5, range_kev=(0.0, 130.0))
     _, live, _ = read_spectra(acq.spectra.file.path)
     np.testing.assert_array_equal(live, read_spectra(tmp_path / "batch.h5")[1])
+
+
+def test_a_resumed_worker_reclusters_the_chunks_after_a_sparse_checkpoint(
+    project, events, tmp_path
+):
+    from django.test import override_settings
+    from live import services
+
+    n = len(events.frame)
+    cuts = np.linspace(0, n, 6).astype(int) + np.array([0, 1, 2, 3, 4, 0])
+    bodies = [chunk_bytes(events, a, b) for a, b in zip(cuts[:-1], cuts[1:], strict=True)]
+    acq = services.create_acquisition(project=project, user=None, name="sparse",
+                                      options=OPTIONS)  # fmt: skip
+    with override_settings(CORRELI_LIVE_CHECKPOINT_S=3600):
+        for seq in range(4):
+            services.append_chunk(acq, seq, bodies[seq])
+            services.process(acq.pk)
+        acq.refresh_from_db()
+        assert acq.processed_seq == 3 and acq.checkpoint.endswith("state-000000000.npz")
+        assert len(list(services.acquisition_dir(acq).glob("state-*.npz"))) == 1
+        services._resident.clear()  # the worker was killed: a new one starts
+        services.append_chunk(acq, 4, bodies[4])
+        assert services.process(acq.pk) == 1  # checkpoint of chunk 0 + chunks 1..3 again + 4
+        acq = services.finish(acq.pk)
+    assert acq.events_received == n
+    path = tmp_path / "complete.h5"
+    write_hexitec_events(path, frame=events.frame, row=events.row, col=events.col,
+                         energy_kev=events.energy_kev, n_frames=events.n_frames)  # fmt: skip
+    run_events(path, tmp_path / "batch.h5", bin_width_kev=0.5, range_kev=(0.0, 130.0))
+    _, live, _ = read_spectra(acq.spectra.file.path)
+    np.testing.assert_array_equal(live, read_spectra(tmp_path / "batch.h5")[1])
