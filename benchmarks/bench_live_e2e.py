@@ -99,7 +99,7 @@ def redis_available() -> bool:
 class Stack:
     """uvicorn + (optionally) a Celery worker on a fresh database in a temporary folder."""
 
-    def __init__(self, tmp: Path, *, use_redis: bool, worker: bool):
+    def __init__(self, tmp: Path, *, use_redis: bool, worker: bool, map_interval_s: float = 0.0):
         self.var = tmp
         queue = f"bench-live-{uuid.uuid4().hex[:8]}"
         self.env = {
@@ -110,7 +110,7 @@ class Stack:
             "MEDIA_ROOT": str(tmp / "media"),
             "STATIC_ROOT": str(tmp / "static"),
             "CELERY_TASK_DEFAULT_QUEUE": queue,
-            "CORRELI_LIVE_MAP_INTERVAL_S": "0",
+            "CORRELI_LIVE_MAP_INTERVAL_S": str(map_interval_s),
             "LOG_LEVEL": "WARNING",
             "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "platform")]),
         }
@@ -208,13 +208,15 @@ def replay(stack: Stack, acq_id: int, chunks, per: int, n_chunks: int, chunk_s: 
     out.update(written=written, late=late, events=events, sent_done=time.time())
 
 
-def part_a(use_redis: bool, rate_hz: float, chunk_s: float, n_chunks: int, warmup: int) -> dict:
+def part_a(
+    use_redis: bool, rate_hz: float, chunk_s: float, n_chunks: int, warmup: int, map_s: float
+) -> dict:
     from playwright.sync_api import sync_playwright
 
     chunks, per = twin_chunks(rate_hz, chunk_s, 4)
     load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="correli-bench-live-e2e-") as tmp:
-        stack = Stack(Path(tmp), use_redis=use_redis, worker=True)
+        stack = Stack(Path(tmp), use_redis=use_redis, worker=True, map_interval_s=map_s)
         try:
             import requests
 
@@ -279,6 +281,7 @@ def part_a(use_redis: bool, rate_hz: float, chunk_s: float, n_chunks: int, warmu
         "delays_s": [round(float(d), 3) for d in delays],
         "twin_hz": sum(len(c[0]) for c in chunks) / (len(chunks) * chunk_s),
         "broker": "Redis DB 4 (+ live pub/sub)" if use_redis else "embedded (SQLite), no Redis",
+        "map_interval_s": map_s,
         "rate_hz": rate_hz,
         "chunk_s": chunk_s,
         "chunks": n_chunks,
@@ -384,6 +387,12 @@ def main() -> None:
     parser.add_argument("--chunk-s", type=float, default=0.5)
     parser.add_argument("--seconds", type=float, default=30.0, help="acquisition length")
     parser.add_argument("--warmup", type=int, default=4)
+    parser.add_argument(
+        "--map-interval-s",
+        type=float,
+        default=0.0,
+        help="CORRELI_LIVE_MAP_INTERVAL_S of the worker (0: a map every step)",
+    )
     parser.add_argument("--steps", default="100,300,1000,2000,4000", help="SSE clients")
     parser.add_argument("--skip-a", action="store_true")
     parser.add_argument("--skip-b", action="store_true")
@@ -396,9 +405,9 @@ def main() -> None:
     runs = load_runs()
     for rate in [] if args.skip_a else [float(r) for r in args.rates.split(",")]:
         for use_redis in configs:
-            row = part_a(use_redis, rate, args.chunk_s, n_chunks, args.warmup)
+            row = part_a(use_redis, rate, args.chunk_s, n_chunks, args.warmup, args.map_interval_s)
             print(row, file=sys.stderr, flush=True)
-            runs["a"][f"{row['broker']}|{rate:.0f}"] = row
+            runs["a"][f"{row['broker']}|{rate:.0f}|{args.map_interval_s}"] = row
             RUNS.write_text(json.dumps(runs, indent=1))
     steps = [10, 100] if args.quick else [int(n) for n in args.steps.split(",")]
     for use_redis in [] if args.skip_b else configs:
@@ -410,7 +419,9 @@ def main() -> None:
 
 
 def write_report(runs: dict, args) -> None:
-    a_rows = sorted(runs["a"].values(), key=lambda r: (r["broker"], r["rate_hz"]))
+    a_rows = sorted(
+        runs["a"].values(), key=lambda r: (r["broker"], r.get("map_interval_s", 0), r["rate_hz"])
+    )
     lines = [
         "# Live acquisitions measured end to end: frames written -> map on screen, SSE viewers",
         "",
@@ -432,12 +443,12 @@ def write_report(runs: dict, args) -> None:
             "are left out. *Kept up*: the sender never fell more than one chunk behind the "
             "detector clock and the delay did not grow over the run.",
             "",
-            "| broker | twin events/s | sent events/s | kept up | maps drawn | p50 s | p95 s "
+            "| broker | map interval s | twin events/s | sent events/s | kept up | maps drawn | p50 s | p95 s "
             "| max s | oldest frame p95 s | written -> computed p50 | push p50 | draw p50 "
             "| sender lag max s | load before / after |",
-            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
             *[
-                f"| {r['broker']} | {r['twin_hz'] / 1e6:.2f} M | {r['sustained_hz'] / 1e6:.2f} M "
+                f"| {r['broker']} | {r.get('map_interval_s', 0):g} | {r['twin_hz'] / 1e6:.2f} M | {r['sustained_hz'] / 1e6:.2f} M "
                 f"| {'yes' if r['kept_up'] else 'no'} | {r['maps_drawn']} | {r['p50']:.2f} | "
                 f"**{r['p95']:.2f}** | {r['max']:.2f} | {r['p95'] + r['chunk_s']:.2f} | "
                 f"{r['to_computed_p50']:.2f} | {r['push_p50']:.3f} | {r['draw_p50']:.3f} | "

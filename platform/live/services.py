@@ -272,8 +272,11 @@ def _add_chunk(live: LiveEventSpectra, acq: LiveAcquisition, chunk: LiveChunk) -
     live.add_events(arrays["frame"], arrays["row"], arrays["col"], arrays["values"])
 
 
-def process(acq_id: int, *, force_map: bool = False) -> int:
+def process(acq_id: int, *, force_map: bool = False, held_map: bool = False) -> int:
     """Cluster the chunks that follow ``processed_seq`` without a gap; return how many.
+
+    ``held_map``: also push the map that the interval held back at an earlier step, if it is
+    still held (see :func:`held_map_due_in`).
 
     Resumable: a checkpoint (written at most every ``CORRELI_LIVE_CHECKPOINT_S``) has its own
     name and records the last chunk in it; the row points at it only once the transaction
@@ -284,6 +287,7 @@ def process(acq_id: int, *, force_map: bool = False) -> int:
     with transaction.atomic():
         acq = LiveAcquisition.objects.select_for_update().get(pk=acq_id)
         if acq.status != AcquisitionStatus.ACQUIRING:
+            _map_held.pop(acq.pk, None)
             return 0
         chunks = list(acq.chunks.filter(seq__gt=acq.processed_seq).order_by("seq"))
         todo = []
@@ -291,6 +295,7 @@ def process(acq_id: int, *, force_map: bool = False) -> int:
             if chunk.seq != acq.processed_seq + 1 + len(todo):
                 break
             todo.append(chunk)
+        force_map = force_map or (held_map and acq.pk in _map_held)
         if not todo and not force_map:
             return 0
         live = _load(acq)
@@ -327,6 +332,19 @@ def process(acq_id: int, *, force_map: bool = False) -> int:
 
 
 _last_map: dict[int, float] = {}
+# acquisitions whose newest step's map was held back (interval, or behind), and when it is due
+_map_held: dict[int, float] = {}
+
+
+def held_map_due_in(acq_id: int) -> float | None:
+    """Seconds until the map held back at the last step of ``acq_id`` is due; None if none.
+
+    Without it a map held back by the interval would wait for the next chunk, which at the end
+    of an acquisition or in a pause never comes: the worker task calls :func:`process` again
+    with ``held_map=True`` after this delay.
+    """
+    due = _map_held.get(acq_id)
+    return None if due is None else max(due - time.monotonic(), 0.0)
 
 
 def _grid(values: np.ndarray, digits: int) -> list:
@@ -356,7 +374,10 @@ def push_map(
     now = time.monotonic()
     since = now - _last_map.get(acq.pk, -math.inf)
     if not force and (since < interval or (behind and since < max(MAX_MAP_DEFER_S, interval))):
+        wait = max(MAX_MAP_DEFER_S, interval) if behind else interval
+        _map_held[acq.pk] = now - since + wait
         return
+    _map_held.pop(acq.pk, None)
     _last_map[acq.pk] = now
     snap = live.snapshot()
     t = elapsed_s(acq)

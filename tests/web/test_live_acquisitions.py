@@ -467,3 +467,52 @@ def test_a_resumed_worker_reclusters_the_chunks_after_a_sparse_checkpoint(
     run_events(path, tmp_path / "batch.h5", bin_width_kev=0.5, range_kev=(0.0, 130.0))
     _, live, _ = read_spectra(acq.spectra.file.path)
     np.testing.assert_array_equal(live, read_spectra(tmp_path / "batch.h5")[1])
+
+
+def test_a_map_held_back_by_the_interval_is_pushed_when_due(project, events):
+    from django.test import override_settings
+    from live import services
+
+    acq = services.create_acquisition(project=project, user=None, name="held", options=OPTIONS)
+    n = len(events.frame)
+
+    def mapped():
+        maps = LiveEvent.objects.filter(topic="live-map").values_list("payload", flat=True)
+        return [m["processed_seq"] for m in maps]
+
+    with override_settings(CORRELI_LIVE_MAP_INTERVAL_S=3600):
+        services._last_map.pop(acq.pk, None)
+        services.append_chunk(acq, 0, chunk_bytes(events, 0, n // 2))
+        services.process(acq.pk)
+        assert mapped() == [0] and services.held_map_due_in(acq.pk) is None
+        services.append_chunk(acq, 1, chunk_bytes(events, n // 2, n))
+        services.process(acq.pk)
+        assert mapped() == [0]  # held back by the interval ...
+        assert 3500 < services.held_map_due_in(acq.pk) <= 3600  # ... and due then
+        assert services.process(acq.pk) == 0 and mapped() == [0]  # nothing new: still held
+        assert services.process(acq.pk, held_map=True) == 0
+        assert mapped() == [0, 1] and services.held_map_due_in(acq.pk) is None
+        assert services.process(acq.pk, held_map=True) == 0 and mapped() == [0, 1]
+
+
+def test_the_worker_task_schedules_the_held_map(project, events, monkeypatch):
+    from django.test import override_settings
+    from live import services, tasks
+
+    acq = services.create_acquisition(project=project, user=None, name="task", options=OPTIONS)
+    scheduled = []
+    monkeypatch.setattr(tasks.process_acquisition, "apply_async",
+                        lambda args, countdown: scheduled.append((args, countdown)))  # fmt: skip
+    n = len(events.frame)
+    with override_settings(CORRELI_LIVE_MAP_INTERVAL_S=60):
+        services._last_map.pop(acq.pk, None)
+        services.append_chunk(acq, 0, chunk_bytes(events, 0, n // 2))
+        assert tasks.process_acquisition(acq.pk) == 1 and scheduled == []  # map pushed
+        services.append_chunk(acq, 1, chunk_bytes(events, n // 2, n))
+        assert tasks.process_acquisition(acq.pk) == 1  # map held back: a call is scheduled
+        [((acq_id, held), countdown)] = scheduled
+        assert acq_id == acq.pk and held is True and 55 < countdown <= 60
+        assert tasks.process_acquisition(acq.pk, True) == 0  # the delayed call pushes it
+        assert services.held_map_due_in(acq.pk) is None and len(scheduled) == 1
+    payloads = LiveEvent.objects.filter(topic="live-map").values_list("payload", flat=True)
+    assert [m["processed_seq"] for m in payloads] == [0, 1]
