@@ -250,7 +250,8 @@ def main() -> None:
         "",
         f"Modelled delay, newest frame written -> map pushed: chunk interval + step + poll "
         f"tick (0.5 s without Redis): p95 **{a['delay_p95_s']:.2f} s** (goal < 2 s). The "
-        "browser's Plotly redraw is not included.",
+        "browser's Plotly redraw is not included. Superseded by the delay measured end to end "
+        "(real worker, server and Chromium) in `live_e2e.md`.",
         "",
         "## B. SSE viewers on one uvicorn process (SQLite, polling tick 0.5 s)",
         "",

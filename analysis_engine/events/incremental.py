@@ -26,9 +26,15 @@ import numpy as np
 from analysis_engine.compton import DEFAULT_CALIBRATION, LinearCalibration, s_parameter
 from analysis_engine.errors import EngineInputError
 from analysis_engine.events import _kernels as k
-from analysis_engine.events.clustering import EventHistograms, SpectrumAccumulator
+from analysis_engine.events.clustering import EnergyBinning, EventHistograms, SpectrumAccumulator
 
-__all__ = ["LiveEventSpectra", "LiveMaps", "live_maps", "split_whole_frames"]
+__all__ = [
+    "LiveEventSpectra",
+    "LiveMaps",
+    "live_maps",
+    "raw_frame_accumulator",
+    "split_whole_frames",
+]
 
 
 class LiveEventSpectra:
@@ -118,6 +124,31 @@ class LiveEventSpectra:
                 index_offset=self.events_processed - cut,
             )
         return cut
+
+    def add_frames(self, frames_adu: np.ndarray) -> int:
+        """Add whole raw frames, (n, rows, cols) ADU, as the batch ``events`` reads a ``.bin``.
+
+        A raw frame is complete in itself (its clusters never continue in the next frame), so
+        nothing is held back; the caller passes only whole frames (see
+        :func:`split_whole_frames`). Returns the hits found (``events_in`` of these frames).
+
+        Raises
+        ------
+        EngineInputError
+            Events of an event-list piece are still held back (one acquisition is either an
+            event list or raw frames), the acquisition has finished, or bad frames.
+        """
+        if self.finished:
+            raise EngineInputError("this live acquisition has finished: no more frames")
+        if self._held is not None and len(self._held[0]):
+            raise EngineInputError(
+                "raw frames cannot follow event-list pieces in one live acquisition"
+            )
+        before = int(self.accumulator._stats[:, k.S_EVENTS_IN].sum())
+        self.accumulator.add_frames(frames_adu)
+        hits = int(self.accumulator._stats[:, k.S_EVENTS_IN].sum()) - before
+        self.events_consumed += hits
+        return hits
 
     def finish(self) -> EventHistograms:
         """The acquisition has ended: cluster the held-back last frame; return the spectra."""
@@ -223,6 +254,48 @@ def split_whole_frames(
     used = n_whole * frame_bytes
     frames = np.frombuffer(buffer, dtype=dtype, count=n_whole * rows * cols)
     return frames.reshape(n_whole, rows, cols), used
+
+
+def raw_frame_accumulator(
+    binning: EnergyBinning,
+    *,
+    charge_sharing: str,
+    gradient_kev_per_adu: np.ndarray,
+    intercept_kev: np.ndarray,
+    threshold_adu: np.ndarray | None,
+    bad_pixels: np.ndarray,
+    threshold_kev: float = 5.0,
+) -> SpectrumAccumulator:
+    """An accumulator for raw ``.bin`` frames configured as the batch ``events`` command's.
+
+    Parameters
+    ----------
+    binning, charge_sharing
+        As for :class:`SpectrumAccumulator`.
+    gradient_kev_per_adu, intercept_kev
+        (80, 80) per-pixel calibration; entries of bad pixels are ignored.
+    threshold_adu
+        (80, 80) per-pixel noise threshold in ADU with bad pixels at 0 (as
+        :meth:`~analysis_engine.io.hexitec_native.PixelCalibration.threshold_for_engine`), or
+        None to use ``threshold_kev``.
+    bad_pixels
+        (80, 80) bool, masked pixels.
+    threshold_kev
+        Noise threshold in keV when there is no per-pixel ADU threshold.
+    """
+    bad = np.asarray(bad_pixels, dtype=bool)
+    bad = bad | ~(np.isfinite(gradient_kev_per_adu) & np.isfinite(intercept_kev))
+    return SpectrumAccumulator(
+        binning,
+        charge_sharing=charge_sharing,
+        rows=bad.shape[0],
+        cols=bad.shape[1],
+        gain_kev_per_adu=np.where(bad, 1.0, gradient_kev_per_adu),
+        offset_kev=np.where(bad, 0.0, intercept_kev),
+        bad_pixels=bad if bad.any() else None,
+        threshold_kev=None if threshold_adu is not None else float(threshold_kev),
+        threshold_adu=threshold_adu,
+    )
 
 
 @dataclass(frozen=True)

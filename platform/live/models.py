@@ -94,6 +94,9 @@ class LiveChunk(models.Model):
     size = models.BigIntegerField()
     events = models.BigIntegerField(default=0)
     path = models.CharField(max_length=500)
+    # a raw-frame chunk is a byte range of a .bin file the acquisition software wrote
+    # (``path``, from ``offset``, ``size`` bytes of whole frames), not a copy
+    offset = models.BigIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -11,6 +11,7 @@ import io
 import logging
 import math
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,10 +24,21 @@ from django.utils import timezone
 
 from analysis_engine.errors import EngineInputError
 from analysis_engine.events import EnergyBinning, SpectrumAccumulator
-from analysis_engine.events.incremental import LiveEventSpectra, live_maps
+from analysis_engine.events.incremental import (
+    LiveEventSpectra,
+    live_maps,
+    raw_frame_accumulator,
+)
 from analysis_engine.events.timeresolved import li_of_time, time_resolved_spectra
 from analysis_engine.io.hexitec import HexitecEventReader
-from analysis_engine.io.live import load_live_state, read_event_chunk, save_live_state
+from analysis_engine.io.hexitec_native import read_pixel_calibration, write_calibration_arrays
+from analysis_engine.io.live import (
+    load_live_state,
+    new_bin_spans,
+    read_bin_span,
+    read_event_chunk,
+    save_live_state,
+)
 from analysis_engine.io.spectra import write_spectra
 
 from .events import publish
@@ -42,7 +54,12 @@ DEFAULT_OPTIONS = {
     "incident_kev": 115.0,
     "angle_deg": 90.0,
     "frame_rate_hz": 9000.0,
+    # "events": pushed event chunks (append API, HDF5 folder watch); "bin": raw .bin frames
+    # of a watched folder, clustered with the acquisition's calibration arrays
+    "input": "events",
+    "threshold_kev": 5.0,
 }
+INPUTS = ("events", "bin")
 _OPTION_TYPES = {
     "bin_width_kev": float,
     "charge_sharing": str,
@@ -50,7 +67,10 @@ _OPTION_TYPES = {
     "incident_kev": float,
     "angle_deg": float,
     "frame_rate_hz": float,
+    "input": str,
+    "threshold_kev": float,
 }
+CALIBRATION_MAPS = ("gradients", "intercepts", "thresholds")
 
 
 class LiveConflict(Exception):
@@ -85,21 +105,70 @@ def clean_options(raw: dict | None) -> dict:
     except (TypeError, ValueError) as exc:
         raise EngineInputError(f"bad live acquisition option: {exc}") from exc
     options["range_kev"] = [lo, hi]
-    _accumulator(options)  # validates binning and charge sharing
+    if options["input"] not in INPUTS:
+        raise EngineInputError(f"option input must be one of {', '.join(INPUTS)}")
+    _event_accumulator(options)  # validates binning and charge sharing
     return options
 
 
-def _accumulator(options: dict) -> SpectrumAccumulator:
+def _event_accumulator(options: dict) -> SpectrumAccumulator:
     lo, hi = options["range_kev"]
     return SpectrumAccumulator(
         EnergyBinning(lo, hi, options["bin_width_kev"]), charge_sharing=options["charge_sharing"]
     )
 
 
-def create_acquisition(*, project, user, name: str, options: dict | None = None):
-    return LiveAcquisition.objects.create(
-        project=project, created_by=user, name=name, options=clean_options(options)
+def _accumulator(acq: LiveAcquisition) -> SpectrumAccumulator:
+    """A fresh accumulator configured as the batch ``events`` command for this input."""
+    options = acq.options
+    if options.get("input", "events") != "bin":
+        return _event_accumulator(options)
+    folder = acquisition_dir(acq) / "calibration"
+    paths = [folder / f"{name}.npy" for name in CALIBRATION_MAPS]
+    cal = read_pixel_calibration(*paths[:2], paths[2] if paths[2].exists() else None)
+    lo, hi = options["range_kev"]
+    return raw_frame_accumulator(
+        EnergyBinning(lo, hi, options["bin_width_kev"]), charge_sharing=options["charge_sharing"],
+        gradient_kev_per_adu=cal.gradient_kev_per_adu, intercept_kev=cal.intercept_kev,
+        threshold_adu=cal.threshold_for_engine(), bad_pixels=cal.bad_pixels,
+        threshold_kev=options["threshold_kev"],
+    )  # fmt: skip
+
+
+def create_acquisition(
+    *, project, user, name: str, options: dict | None = None, calibration: dict | None = None
+):
+    """A new acquisition; ``input: bin`` needs ``calibration`` paths (gradients, intercepts and
+    optionally thresholds: 80 x 80 maps as for ``events`` on a ``.bin``), copied into it.
+
+    Raises
+    ------
+    EngineInputError
+        Bad options, or calibration maps missing, unreadable or given for event input.
+    """
+    options = clean_options(options)
+    cal = None
+    if options["input"] == "bin":
+        calibration = calibration or {}
+        if not (calibration.get("gradients") and calibration.get("intercepts")):
+            raise EngineInputError(
+                "a live acquisition of raw .bin frames needs its per-pixel calibration: "
+                "gradients and intercepts maps (and optionally thresholds)"
+            )
+        cal = read_pixel_calibration(
+            calibration["gradients"], calibration["intercepts"], calibration.get("thresholds")
+        )
+    elif calibration:
+        raise EngineInputError("calibration maps are for input 'bin' (raw .bin frames) only")
+    acq = LiveAcquisition.objects.create(
+        project=project, created_by=user, name=name, options=options
     )
+    if cal is not None:
+        write_calibration_arrays(
+            acquisition_dir(acq) / "calibration", cal.gradient_kev_per_adu, cal.intercept_kev,
+            cal.threshold_adu, text=False,
+        )  # fmt: skip
+    return acq
 
 
 def missing_chunks(acq: LiveAcquisition) -> list[int]:
@@ -121,6 +190,10 @@ def append_chunk(acq: LiveAcquisition, seq: int, data: bytes) -> ChunkOutcome:
     """
     if acq.status != AcquisitionStatus.ACQUIRING:
         raise LiveConflict(f"acquisition {acq.pk} is {acq.status}: it takes no more chunks")
+    if acq.options.get("input", "events") == "bin":
+        raise LiveConflict(
+            f"acquisition {acq.pk} follows raw .bin files in a folder: it takes no pushed chunks"
+        )
     digest = hashlib.sha256(data).hexdigest()
     existing = acq.chunks.filter(seq=seq).first()
     if existing is not None:
@@ -149,25 +222,72 @@ def append_chunk(acq: LiveAcquisition, seq: int, data: bytes) -> ChunkOutcome:
     return ChunkOutcome(created=True, missing=missing_chunks(acq))
 
 
+# The spectra a worker process computed last, per acquisition, with the (checkpoint,
+# processed_seq) they equal: the next step of the same acquisition in the same process
+# continues from memory instead of reading the checkpoint back (about 80 MB at 0.05 keV bins).
+# Only committed steps are kept (set on commit, taken out at the start of a step), so memory
+# never runs ahead of the row.
+_resident: OrderedDict[int, tuple[tuple, LiveEventSpectra]] = OrderedDict()
+_RESIDENT_MAX = 2
+_last_checkpoint: dict[int, float] = {}
+
+
+def _resident_key(acq: LiveAcquisition) -> tuple:
+    return (acq.created_at, acq.checkpoint, acq.processed_seq)
+
+
+def _keep_resident(acq_id: int, key: tuple, live: LiveEventSpectra) -> None:
+    _resident[acq_id] = (key, live)
+    while len(_resident) > _RESIDENT_MAX:
+        _resident.popitem(last=False)
+
+
 def _load(acq: LiveAcquisition) -> LiveEventSpectra:
-    is_adu = False
+    """The spectra of the chunks up to ``processed_seq``: from memory, or the checkpoint plus
+    the chunks committed after it was written, clustered again (exactly once)."""
+    key, live = _resident.pop(acq.pk, (None, None))
+    if live is not None and key == _resident_key(acq) and not live.finished:
+        return live
+    done = -1
+    live = LiveEventSpectra(_accumulator(acq))
     if acq.checkpoint:
-        return LiveEventSpectra.from_state(
-            _accumulator(acq.options), load_live_state(acq.checkpoint), values_are_adu=is_adu
-        )
-    return LiveEventSpectra(_accumulator(acq.options), values_are_adu=is_adu)
+        state = load_live_state(acq.checkpoint)
+        live = LiveEventSpectra.from_state(_accumulator(acq), state)
+        done = int(state["processed_seq"]) if "processed_seq" in state else acq.processed_seq
+    for chunk in acq.chunks.filter(seq__gt=done, seq__lte=acq.processed_seq).order_by("seq"):
+        _add_chunk(live, acq, chunk)
+    return live
 
 
-def process(acq_id: int, *, force_map: bool = False) -> int:
+def _checkpoint_due(acq: LiveAcquisition) -> bool:
+    every = float(getattr(settings, "CORRELI_LIVE_CHECKPOINT_S", 5.0))
+    return time.monotonic() - _last_checkpoint.get(acq.pk, -math.inf) >= every
+
+
+def _add_chunk(live: LiveEventSpectra, acq: LiveAcquisition, chunk: LiveChunk) -> None:
+    if acq.options.get("input", "events") == "bin":
+        live.add_frames(read_bin_span(chunk.path, chunk.offset, chunk.offset + chunk.size))
+        return
+    arrays = read_event_chunk(Path(chunk.path).read_bytes())
+    live.add_events(arrays["frame"], arrays["row"], arrays["col"], arrays["values"])
+
+
+def process(acq_id: int, *, force_map: bool = False, held_map: bool = False) -> int:
     """Cluster the chunks that follow ``processed_seq`` without a gap; return how many.
 
-    Resumable: the checkpoint file of each step has its own name and the row points at it only
-    once the transaction commits, so a worker killed half-way leaves the previous checkpoint
-    and ``processed_seq`` consistent, and the next run repeats the lost work exactly once.
+    ``held_map``: also push the map that the interval held back at an earlier step, if it is
+    still held (see :func:`held_map_due_in`).
+
+    Resumable: a checkpoint (written at most every ``CORRELI_LIVE_CHECKPOINT_S``) has its own
+    name and records the last chunk in it; the row points at it only once the transaction
+    commits. A worker killed half-way leaves the row's checkpoint and ``processed_seq``
+    consistent: the next run clusters the chunks committed after that checkpoint again, then
+    repeats the lost step, each exactly once.
     """
     with transaction.atomic():
         acq = LiveAcquisition.objects.select_for_update().get(pk=acq_id)
         if acq.status != AcquisitionStatus.ACQUIRING:
+            _map_held.pop(acq.pk, None)
             return 0
         chunks = list(acq.chunks.filter(seq__gt=acq.processed_seq).order_by("seq"))
         todo = []
@@ -175,13 +295,13 @@ def process(acq_id: int, *, force_map: bool = False) -> int:
             if chunk.seq != acq.processed_seq + 1 + len(todo):
                 break
             todo.append(chunk)
+        force_map = force_map or (held_map and acq.pk in _map_held)
         if not todo and not force_map:
             return 0
         live = _load(acq)
         try:
             for chunk in todo:
-                arrays = read_event_chunk(Path(chunk.path).read_bytes())
-                live.add_events(arrays["frame"], arrays["row"], arrays["col"], arrays["values"])
+                _add_chunk(live, acq, chunk)
         except EngineInputError as exc:
             acq.status, acq.error = AcquisitionStatus.FAILED, f"chunk {chunk.seq}: {exc}"
             acq.save()
@@ -192,20 +312,39 @@ def process(acq_id: int, *, force_map: bool = False) -> int:
         if todo:
             acq.processed_seq = todo[-1].seq
             acq.first_data_at = acq.first_data_at or todo[0].created_at
-            path = acquisition_dir(acq) / f"state-{acq.processed_seq:09d}.npz"
-            save_live_state(path, live.state())
-            acq.checkpoint = str(path)
+            if _checkpoint_due(acq):
+                path = acquisition_dir(acq) / f"state-{acq.processed_seq:09d}.npz"
+                save_live_state(path, {**live.state(), "processed_seq": acq.processed_seq})
+                _last_checkpoint[acq.pk] = time.monotonic()
+                acq.checkpoint = str(path)
         stats = live.accumulator.stats
         acq.events_received = live.events_consumed
         acq.events_counted, acq.frames = stats["events_counted"], stats["frames"]
-        push_map(acq, live, force=force_map or not todo)
+        # the next chunk arrived while this step ran: its step will show the newer map, so
+        # this one is skipped (a worker that is behind spends no time on maps nobody sees)
+        behind = bool(todo) and acq.chunks.filter(seq=acq.processed_seq + 1).exists()
+        push_map(acq, live, force=force_map or not todo, behind=behind)
         acq.save()
         if todo and old and old != acq.checkpoint:
             transaction.on_commit(lambda: Path(old).unlink(missing_ok=True))
+        transaction.on_commit(lambda: _keep_resident(acq.pk, _resident_key(acq), live))
     return len(todo)
 
 
 _last_map: dict[int, float] = {}
+# acquisitions whose newest step's map was held back (interval, or behind), and when it is due
+_map_held: dict[int, float] = {}
+
+
+def held_map_due_in(acq_id: int) -> float | None:
+    """Seconds until the map held back at the last step of ``acq_id`` is due; None if none.
+
+    Without it a map held back by the interval would wait for the next chunk, which at the end
+    of an acquisition or in a pause never comes: the worker task calls :func:`process` again
+    with ``held_map=True`` after this delay.
+    """
+    due = _map_held.get(acq_id)
+    return None if due is None else max(due - time.monotonic(), 0.0)
 
 
 def _grid(values: np.ndarray, digits: int) -> list:
@@ -220,12 +359,25 @@ def elapsed_s(acq: LiveAcquisition) -> float:
     return max((end - acq.first_data_at).total_seconds(), 0.0)
 
 
-def push_map(acq: LiveAcquisition, live: LiveEventSpectra, *, force: bool = False) -> None:
-    """Recompute S and Li maps (at most every CORRELI_LIVE_MAP_INTERVAL_S) and push them."""
+MAX_MAP_DEFER_S = 2.0
+
+
+def push_map(
+    acq: LiveAcquisition, live: LiveEventSpectra, *, force: bool = False, behind: bool = False
+) -> None:
+    """Recompute S and Li maps (at most every CORRELI_LIVE_MAP_INTERVAL_S) and push them.
+
+    ``behind``: more data is already waiting, so the map is left to the next step unless
+    none was pushed for ``max(MAX_MAP_DEFER_S, interval)`` seconds.
+    """
     interval = float(getattr(settings, "CORRELI_LIVE_MAP_INTERVAL_S", 2.0))
     now = time.monotonic()
-    if not force and now - _last_map.get(acq.pk, -math.inf) < interval:
+    since = now - _last_map.get(acq.pk, -math.inf)
+    if not force and (since < interval or (behind and since < max(MAX_MAP_DEFER_S, interval))):
+        wait = max(MAX_MAP_DEFER_S, interval) if behind else interval
+        _map_held[acq.pk] = now - since + wait
         return
+    _map_held.pop(acq.pk, None)
     _last_map[acq.pk] = now
     snap = live.snapshot()
     t = elapsed_s(acq)
@@ -247,6 +399,9 @@ def push_map(acq: LiveAcquisition, live: LiveEventSpectra, *, force: bool = Fals
         "processed_seq": acq.processed_seq,
         "map_computed_at": timezone.now().isoformat(),
     }
+    if acq.options.get("input") == "bin" and acq.processed_seq >= 0:
+        done = acq.chunks.get(seq=acq.processed_seq)
+        acq.summary["bin_position"] = [Path(done.path).name, done.offset + done.size]
     publish(
         acq.project_id,
         "live-map",
@@ -287,8 +442,10 @@ def finish(acq_id: int) -> LiveAcquisition:
         result = live.finish()
         out = acquisition_dir(acq) / "spectra.h5"
         lo, hi = acq.options["range_kev"]
+        bad = live.accumulator._mask.reshape(result.pixel_histograms.shape[:2])
         write_spectra(
             out, result.energy_bins_kev, result.pixel_histograms,
+            bad_pixels=bad if bad.any() else None,
             attrs={"bin_width_kev": acq.options["bin_width_kev"], "range_kev": [lo, hi],
                    "charge_sharing": acq.options["charge_sharing"],
                    "summary": {**result.stats}, "source_file": f"live acquisition {acq.pk}"},
@@ -330,6 +487,10 @@ def time_resolved(acq: LiveAcquisition, *, slice_s: float, n_regions: int = 3) -
     """
     if not 1 <= n_regions <= 80:
         raise EngineInputError(f"regions must be 1..80, got {n_regions}")
+    if acq.options.get("input", "events") == "bin":
+        raise EngineInputError(
+            "time-resolved maps re-bin event chunks; this acquisition follows raw .bin frames"
+        )
     chunks = list(acq.chunks.filter(seq__lte=acq.processed_seq).order_by("seq"))
     if not chunks:
         raise EngineInputError("no chunk has been clustered yet: nothing to re-bin in time")
@@ -412,4 +573,45 @@ def scan_folder(acq: LiveAcquisition, folder: str | Path) -> list[int]:
                  for k in ("frame", "row", "col", "values")]  # fmt: skip
         if append_chunk(acq, seq, _npz(*parts)).created:
             created.append(seq)
+    return created
+
+
+def scan_bin_folder(
+    acq: LiveAcquisition, folder: str | Path, *, max_frames: int = 4500
+) -> list[int]:
+    """Take the whole raw frames the acquisition software has appended to ``folder/*.bin``.
+
+    Each new stretch of whole frames (at most ``max_frames``) becomes the next chunk: a byte
+    range of the file, not a copy. The position to continue from is the end of the last
+    chunk (file name and byte offset), stored with it, so a rescan, or a new watcher after
+    a kill, never takes a frame twice; a partial frame waits for the writer, and files are
+    taken in name order (see :func:`analysis_engine.io.live.new_bin_spans`). Returns the
+    sequence numbers newly stored.
+    """
+    if acq.options.get("input", "events") != "bin":
+        raise EngineInputError(f"acquisition {acq.pk} takes event chunks, not raw .bin frames")
+    if acq.status != AcquisitionStatus.ACQUIRING:
+        raise LiveConflict(f"acquisition {acq.pk} is {acq.status}: it takes no more frames")
+    folder = Path(folder).resolve()
+    last = acq.chunks.order_by("-seq").first()
+    if last is not None and Path(last.path).parent != folder:
+        raise EngineInputError(
+            f"acquisition {acq.pk} follows {Path(last.path).parent}, not {folder}"
+        )
+    position = None if last is None else (Path(last.path).name, last.offset + last.size)
+    spans, skipped = new_bin_spans(folder, position, max_frames=max_frames)
+    for name, n_bytes in skipped:
+        log.warning("live watch: %s ended with a partial frame of %d bytes (left out)", name,
+                    n_bytes)  # fmt: skip
+    seq = -1 if last is None else last.seq
+    created = []
+    for span in spans:
+        seq += 1
+        ident = f"bin:{span.name}:{span.start}:{span.stop}"
+        LiveChunk.objects.create(
+            acquisition=acq, seq=seq, sha256=hashlib.sha256(ident.encode()).hexdigest(),
+            size=span.stop - span.start, offset=span.start, events=0,
+            path=str(folder / span.name),
+        )  # fmt: skip
+        created.append(seq)
     return created

@@ -35,7 +35,11 @@ def test_live_map_updates_without_reload(live_server, browser, factories):  # no
     page = login(browser, live_server, "lena")
     navigations = []
     page.on("framenavigated", lambda frame: navigations.append(frame.url))
-    page.goto(f"/live/{acq.pk}/")
+    # reached from the navigation: Live -> the acquisition list -> the live page
+    page.click("#nav-live")
+    page.wait_for_url("**/live/")
+    page.click(f"a[href='/live/{acq.pk}/']")
+    page.wait_for_url(f"**/live/{acq.pk}/")
     page.wait_for_function("document.querySelector('#live-status') !== null")
     navigations.clear()
 
@@ -77,3 +81,9 @@ def test_live_map_updates_without_reload(live_server, browser, factories):  # no
     assert page.locator("#live-time-map .slider-container").count() == 1
     assert "export=csv" in page.get_attribute("#live-time-csv", "href")
     assert navigations == []
+
+    # the final spectra's dataset page links back to the live page
+    page.goto(final.spectra.get_absolute_url())
+    page.click("#dataset-live")
+    page.wait_for_url(f"**/live/{acq.pk}/")
+    assert page.inner_text("#live-status").strip() == "finished"

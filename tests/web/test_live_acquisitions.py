@@ -9,6 +9,7 @@ import json
 import numpy as np
 import pytest
 from catalogue.models import Dataset
+from django.urls import reverse
 from live.models import LiveAcquisition, LiveEvent
 
 from analysis_engine.events.commands import run_events
@@ -127,6 +128,34 @@ def test_live_page_for_members_only(project, analyst, outsider, api_as, client_a
     assert 'id="live-li-map"' in html and "js/live.js" in html and "vendor/plotly.min.js" in html
     assert f"/live/{acq_id}/" in client_as(analyst).get("/live/").content.decode()
     assert client_as(outsider).get(f"/live/{acq_id}/").status_code == 404
+
+
+def test_live_pages_are_linked_from_the_navigation_and_the_dataset_pages(
+    project, analyst, outsider, client_as, events
+):
+    from live import services
+
+    acq = services.create_acquisition(project=project, user=analyst, name="linked",
+                                      options=OPTIONS)  # fmt: skip
+    services.append_chunk(acq, 0, chunk_bytes(events, 0, 500))
+    acq = services.finish(acq.pk)
+    client = client_as(analyst)
+    for url in ("/", reverse("catalogue:dataset_list"), f"/live/{acq.pk}/"):
+        html = client.get(url).content.decode()
+        assert 'id="nav-live" href="/live/"' in html, url
+    assert (
+        'id="datasets-live" href="/live/"'
+        in client.get(reverse("catalogue:dataset_list")).content.decode()
+    )
+    dataset_page = client.get(acq.spectra.get_absolute_url()).content.decode()
+    assert f'id="dataset-live" href="/live/{acq.pk}/"' in dataset_page
+    live_page = client.get(f"/live/{acq.pk}/").content.decode()
+    assert (
+        'id="live-all" href="/live/"' in live_page and acq.project.get_absolute_url() in live_page
+    )
+    # another dataset of the project has no live acquisition: no link
+    other = Dataset.objects.create(project=project, name="plain.h5", kind="xcs_spectra")
+    assert 'id="dataset-live"' not in client.get(other.get_absolute_url()).content.decode()
 
 
 def test_replay_of_an_operando_acquisition_equals_the_batch_command(
@@ -265,3 +294,225 @@ def test_a_worker_killed_after_its_checkpoint_but_before_commit_double_counts_no
     _, batch, _ = read_spectra(tmp_path / "batch.h5")
     _, live, _ = read_spectra(acq.spectra.file.path)
     np.testing.assert_array_equal(live, batch)
+
+
+def test_folder_watch_of_a_growing_bin_file_resumes_after_a_kill_and_equals_the_batch(
+    project, tmp_path
+):
+    from django.core.management import call_command
+    from live import services
+
+    from analysis_engine.errors import EngineInputError
+    from analysis_engine.io.hexitec_native import (
+        FRAME_BYTES,
+        scramble_frames,
+        write_calibration_arrays,
+    )
+    from analysis_engine.io.live import save_live_state
+    from analysis_engine.synthetic.hexitec import generate_frames, random_calibration
+
+    e = np.arange(0.025, 130.0, 0.05)
+    gain, offset = random_calibration(seed=2)
+    syn = generate_frames(e, beamline_spectrum(e), counts=1.5, n_frames=400, seed=4,
+                          gain_kev_per_adu=gain, offset_kev=offset, sharing_fraction=0.3)  # fmt: skip
+    threshold = np.ceil((5.0 - offset) / gain)
+    cal = write_calibration_arrays(tmp_path / "cal", gain, offset, threshold)
+    calibration = {name: str(path) for name, path in cal.items()}
+    data = scramble_frames(syn.frames_adu).astype("<u2").tobytes()
+    folder = tmp_path / "detector"
+    folder.mkdir()
+    target = folder / "run-0001.bin"
+
+    def write(a, b):
+        with open(target, "ab") as fh:
+            fh.write(data[a:b])
+
+    with pytest.raises(EngineInputError, match="calibration"):
+        services.create_acquisition(project=project, user=None, name="x",
+                                    options={"input": "bin"})  # fmt: skip
+    acq = services.create_acquisition(project=project, user=None, name="raw",
+                                      options={**OPTIONS, "input": "bin"},
+                                      calibration=calibration)  # fmt: skip
+    cut1, cut2 = 120 * FRAME_BYTES + 5000, 260 * FRAME_BYTES + 1  # both mid-frame
+    write(0, cut1)
+    assert services.scan_bin_folder(acq, folder, max_frames=100) == [0, 1]
+    assert services.scan_bin_folder(acq, folder) == []  # the partial frame waits
+    services.process(acq.pk, force_map=True)
+    acq.refresh_from_db()
+    assert acq.summary["bin_position"] == ["run-0001.bin", 120 * FRAME_BYTES]
+    with pytest.raises(services.LiveConflict, match=r"\.bin"):
+        services.append_chunk(acq, 9, b"anything")
+
+    write(cut1, cut2)
+    assert services.scan_bin_folder(acq, folder) == [2]  # frames 120..259
+    # the worker clustering chunk 2 wrote its checkpoint and was killed before committing
+    dead = services._load(acq)
+    dead.add_frames(syn.frames_adu[120:260])
+    save_live_state(services.acquisition_dir(acq) / "state-000000002.npz", dead.state())
+    write(cut2, len(data))
+    out = io.StringIO()
+    call_command("live_watch", str(folder), "--acquisition", str(acq.pk), "--poll-s", "0.05",
+                 "--idle-s", "0.3", stdout=out)  # fmt: skip
+    acq.refresh_from_db()
+    assert acq.status == "finished"
+    assert [c.offset for c in acq.chunks.order_by("seq")] == [
+        0, 100 * FRAME_BYTES, 120 * FRAME_BYTES, 260 * FRAME_BYTES
+    ]  # fmt: skip
+
+    summary = run_events(target, tmp_path / "batch.h5", bin_width_kev=0.5,
+                         range_kev=(0.0, 130.0), **{f"{k}_path": v for k, v in cal.items()})  # fmt: skip
+    _, batch, _ = read_spectra(tmp_path / "batch.h5")
+    _, live, _ = read_spectra(acq.spectra.file.path)
+    np.testing.assert_array_equal(live, batch)
+    assert acq.events_received == summary["events_in"]
+    assert acq.frames == summary["frames"] == 400
+
+
+def test_a_worker_that_is_behind_skips_maps_nobody_would_see(project, events, monkeypatch):
+    from django.test import override_settings
+    from live import services
+
+    acq = services.create_acquisition(project=project, user=None, name="behind",
+                                      options=OPTIONS)  # fmt: skip
+    cuts = np.linspace(0, len(events.frame), 5).astype(int) + np.array([0, 3, 5, 7, 0])
+    bodies = [chunk_bytes(events, a, b) for a, b in zip(cuts[:-1], cuts[1:], strict=True)]
+    services.append_chunk(acq, 0, bodies[0])
+    add = services._add_chunk
+
+    def arriving(live, acq_, chunk):  # chunk seq + 1 arrives while seq is being clustered
+        add(live, acq_, chunk)
+        if chunk.seq + 1 < len(bodies):
+            services.append_chunk(acq_, chunk.seq + 1, bodies[chunk.seq + 1])
+
+    def mapped():
+        maps = LiveEvent.objects.filter(topic="live-map").values_list("payload", flat=True)
+        return [m["processed_seq"] for m in maps]
+
+    monkeypatch.setattr(services, "_add_chunk", arriving)
+    with override_settings(CORRELI_LIVE_MAP_INTERVAL_S=0):
+        services._last_map.pop(acq.pk, None)
+        assert services.process(acq.pk) == 1
+        assert mapped() == [0]  # the first map is never held back
+        assert services.process(acq.pk) == 1
+        assert mapped() == [0]  # chunk 2 was already waiting: no map of chunk 1
+        services._last_map[acq.pk] -= services.MAX_MAP_DEFER_S  # no map for that long
+        assert services.process(acq.pk) == 1
+        assert mapped() == [0, 2]  # pushed although chunk 3 is waiting
+        assert services.process(acq.pk) == 1
+        assert mapped() == [0, 2, 3]  # caught up: pushed at once
+    acq = services.finish(acq.pk)
+    assert acq.events_received == len(events.frame)
+
+
+def test_the_next_step_continues_from_memory_and_a_stale_memory_is_never_used(
+    project, events, monkeypatch, tmp_path
+):
+    from live import services
+
+    n = len(events.frame)
+    cuts = [0, n // 3 + 1, 2 * n // 3 + 2, n]
+    bodies = [chunk_bytes(events, a, b) for a, b in zip(cuts[:-1], cuts[1:], strict=True)]
+    acq = services.create_acquisition(project=project, user=None, name="resident",
+                                      options=OPTIONS)  # fmt: skip
+    services.append_chunk(acq, 0, bodies[0])
+    services.process(acq.pk)
+    reads = []
+    real_load = services.load_live_state
+    monkeypatch.setattr(services, "load_live_state", lambda p: reads.append(p) or real_load(p))
+    services.append_chunk(acq, 1, bodies[1])
+    services.process(acq.pk)
+    assert reads == []  # continued from memory: the checkpoint was not read back
+    # another worker took step 2 meanwhile: this process's memory is behind the row
+    stale = services._resident[acq.pk]
+    services.append_chunk(acq, 2, bodies[2])
+    services.process(acq.pk)
+    services._resident[acq.pk] = stale
+    acq = services.finish(acq.pk)
+    assert len(reads) == 1  # the stale memory was dropped, the checkpoint read
+    assert acq.events_received == n
+    path = tmp_path / "complete.h5"
+    write_hexitec_events(path, frame=events.frame, row=events.row, col=events.col,
+                         energy_kev=events.energy_kev, n_frames=events.n_frames)  # fmt: skip
+    run_events(path, tmp_path / "batch.h5", bin_width_kev=0.5, range_kev=(0.0, 130.0))
+    _, live, _ = read_spectra(acq.spectra.file.path)
+    np.testing.assert_array_equal(live, read_spectra(tmp_path / "batch.h5")[1])
+
+
+def test_a_resumed_worker_reclusters_the_chunks_after_a_sparse_checkpoint(
+    project, events, tmp_path
+):
+    from django.test import override_settings
+    from live import services
+
+    n = len(events.frame)
+    cuts = np.linspace(0, n, 6).astype(int) + np.array([0, 1, 2, 3, 4, 0])
+    bodies = [chunk_bytes(events, a, b) for a, b in zip(cuts[:-1], cuts[1:], strict=True)]
+    acq = services.create_acquisition(project=project, user=None, name="sparse",
+                                      options=OPTIONS)  # fmt: skip
+    with override_settings(CORRELI_LIVE_CHECKPOINT_S=3600):
+        for seq in range(4):
+            services.append_chunk(acq, seq, bodies[seq])
+            services.process(acq.pk)
+        acq.refresh_from_db()
+        assert acq.processed_seq == 3 and acq.checkpoint.endswith("state-000000000.npz")
+        assert len(list(services.acquisition_dir(acq).glob("state-*.npz"))) == 1
+        services._resident.clear()  # the worker was killed: a new one starts
+        services.append_chunk(acq, 4, bodies[4])
+        assert services.process(acq.pk) == 1  # checkpoint of chunk 0 + chunks 1..3 again + 4
+        acq = services.finish(acq.pk)
+    assert acq.events_received == n
+    path = tmp_path / "complete.h5"
+    write_hexitec_events(path, frame=events.frame, row=events.row, col=events.col,
+                         energy_kev=events.energy_kev, n_frames=events.n_frames)  # fmt: skip
+    run_events(path, tmp_path / "batch.h5", bin_width_kev=0.5, range_kev=(0.0, 130.0))
+    _, live, _ = read_spectra(acq.spectra.file.path)
+    np.testing.assert_array_equal(live, read_spectra(tmp_path / "batch.h5")[1])
+
+
+def test_a_map_held_back_by_the_interval_is_pushed_when_due(project, events):
+    from django.test import override_settings
+    from live import services
+
+    acq = services.create_acquisition(project=project, user=None, name="held", options=OPTIONS)
+    n = len(events.frame)
+
+    def mapped():
+        maps = LiveEvent.objects.filter(topic="live-map").values_list("payload", flat=True)
+        return [m["processed_seq"] for m in maps]
+
+    with override_settings(CORRELI_LIVE_MAP_INTERVAL_S=3600):
+        services._last_map.pop(acq.pk, None)
+        services.append_chunk(acq, 0, chunk_bytes(events, 0, n // 2))
+        services.process(acq.pk)
+        assert mapped() == [0] and services.held_map_due_in(acq.pk) is None
+        services.append_chunk(acq, 1, chunk_bytes(events, n // 2, n))
+        services.process(acq.pk)
+        assert mapped() == [0]  # held back by the interval ...
+        assert 3500 < services.held_map_due_in(acq.pk) <= 3600  # ... and due then
+        assert services.process(acq.pk) == 0 and mapped() == [0]  # nothing new: still held
+        assert services.process(acq.pk, held_map=True) == 0
+        assert mapped() == [0, 1] and services.held_map_due_in(acq.pk) is None
+        assert services.process(acq.pk, held_map=True) == 0 and mapped() == [0, 1]
+
+
+def test_the_worker_task_schedules_the_held_map(project, events, monkeypatch):
+    from django.test import override_settings
+    from live import services, tasks
+
+    acq = services.create_acquisition(project=project, user=None, name="task", options=OPTIONS)
+    scheduled = []
+    monkeypatch.setattr(tasks.process_acquisition, "apply_async",
+                        lambda args, countdown: scheduled.append((args, countdown)))  # fmt: skip
+    n = len(events.frame)
+    with override_settings(CORRELI_LIVE_MAP_INTERVAL_S=60):
+        services._last_map.pop(acq.pk, None)
+        services.append_chunk(acq, 0, chunk_bytes(events, 0, n // 2))
+        assert tasks.process_acquisition(acq.pk) == 1 and scheduled == []  # map pushed
+        services.append_chunk(acq, 1, chunk_bytes(events, n // 2, n))
+        assert tasks.process_acquisition(acq.pk) == 1  # map held back: a call is scheduled
+        [((acq_id, held), countdown)] = scheduled
+        assert acq_id == acq.pk and held is True and 55 < countdown <= 60
+        assert tasks.process_acquisition(acq.pk, True) == 0  # the delayed call pushes it
+        assert services.held_map_due_in(acq.pk) is None and len(scheduled) == 1
+    payloads = LiveEvent.objects.filter(topic="live-map").values_list("payload", flat=True)
+    assert [m["processed_seq"] for m in payloads] == [0, 1]

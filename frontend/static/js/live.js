@@ -15,15 +15,24 @@
     return Math.round(v).toLocaleString("en-GB");
   }
 
+  /* When each update was received and drawn (wall-clock ms), the newest 1000: the delay
+     benchmark (benchmarks/bench_live_e2e.py) reads them; nothing else depends on them. */
+  var draws = [];
+  window.CorreLiLive = { draws: draws };
+  function now() { return performance.timeOrigin + performance.now(); }
+
   function heatmap(el, z, title, zmin, zmax) {
     var trace = { z: z, type: "heatmap", colorscale: "Viridis", colorbar: { title: title } };
     if (zmin !== undefined) { trace.zmin = zmin; trace.zmax = zmax; }
     var layout = { margin: { t: 10, r: 10, b: 30, l: 40 }, yaxis: { autorange: "reversed", scaleanchor: "x" } };
-    window.Plotly.react(el, [trace], layout, { displaylogo: false, responsive: true });
+    var done = window.Plotly.react(el, [trace], layout, { displaylogo: false, responsive: true });
     el.setAttribute("data-rendered", "1");
+    return done;
   }
 
   function render(msg) {
+    var received = now();
+    var drawing = [];
     updates += 1;
     var nodes = root.querySelectorAll("[data-live]");
     for (var i = 0; i < nodes.length; i++) {
@@ -33,8 +42,15 @@
     }
     if (msg.status) document.getElementById("live-status").textContent = msg.status;
     root.setAttribute("data-events-counted", String(msg.events_counted || 0));
-    if (msg.li) heatmap(document.getElementById("live-li-map"), msg.li, "1 - x", 0, 1);
-    if (msg.counts) heatmap(document.getElementById("live-counts-map"), msg.counts, "counts");
+    if (msg.li) drawing.push(heatmap(document.getElementById("live-li-map"), msg.li, "1 - x", 0, 1));
+    if (msg.counts) drawing.push(heatmap(document.getElementById("live-counts-map"), msg.counts, "counts"));
+    Promise.all(drawing).then(function () {
+      window.requestAnimationFrame(function () {  /* the next frame on screen shows the maps */
+        draws.push({ seq: msg.processed_seq, status: msg.status, computed_at: msg.map_computed_at,
+                     received_ms: received, drawn_ms: now() });
+        if (draws.length > 1000) draws.shift();
+      });
+    });
   }
 
   window.CorreLiJobs.on("live-map", function (msg) { if (msg.id === id) render(msg); });

@@ -399,3 +399,6 @@ CORRELI_LIVE_REDIS_URL = env(
 CORRELI_LIVE_POLL_S = float(env("CORRELI_LIVE_POLL_S", "0.5"))
 CORRELI_LIVE_HEARTBEAT_S = float(env("CORRELI_LIVE_HEARTBEAT_S", "15"))
 CORRELI_LIVE_MAP_INTERVAL_S = float(env("CORRELI_LIVE_MAP_INTERVAL_S", "2"))
+# a live acquisition's resume checkpoint (its whole spectra cube) is written at most this often;
+# a resumed worker clusters the chunks committed after it again
+CORRELI_LIVE_CHECKPOINT_S = float(env("CORRELI_LIVE_CHECKPOINT_S", "5"))
