@@ -107,6 +107,9 @@ def object_store(moto_s3, settings, tmp_path):
     settings.CORRELI_STORAGE = "s3"
     settings.CORRELI_CACHE_DIR = tmp_path / "input-cache"
     settings.CORRELI_SCRATCH_DIR = tmp_path / "scratch"
+    # a fresh media root too, so that "nothing landed under MEDIA_ROOT" cannot see files that
+    # earlier tests of the same process left at the same result path
+    settings.MEDIA_ROOT = tmp_path / "media"
     settings.CORRELI_S3_MULTIPART_CHUNK_BYTES = 5 * 1024**2  # S3's smallest part
     settings.CORRELI_S3_TRANSFER_ATTEMPTS = 3
     settings.STORAGES = {
