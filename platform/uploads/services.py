@@ -492,14 +492,7 @@ def complete_upload(upload: Upload, *, hasher=None) -> Upload:
     _move(partial, target)
     dataset.file.name = name
     try:
-        with transaction.atomic():
-            dataset.save()
-            Upload.objects.filter(pk=upload.pk).update(
-                status=UploadStatus.COMPLETE,
-                offset=upload.length,
-                dataset=dataset,
-                updated_at=timezone.now(),
-            )
+        _record_completion(upload, dataset)
     except Exception:
         _move(target, partial)  # put the bytes back: a retried PATCH completes again
         raise
@@ -513,8 +506,9 @@ def _complete_to_store(upload: Upload, partial: Path, size: int) -> Upload:
 
     The partial file is kept until the row is saved. A store that stays unreachable answers
     503 with the upload's offset one byte short of its length, so the client's resumption
-    (HEAD, PATCH the rest) completes it later; the stored object of a failed save is removed. Afterwards the file moves into the input cache, where the
-    format check reads it without downloading it back.
+    (HEAD, PATCH the rest) completes it later; the stored object of a failed save is removed.
+    Afterwards the file moves into the input cache, where the format check reads it without
+    downloading it back.
     """
     _forget_running_hash(upload.pk)
     dataset = _new_dataset(upload, size, "")
@@ -537,20 +531,25 @@ def _complete_to_store(upload: Upload, partial: Path, size: int) -> Upload:
         raise TusError(409, "The upload changed while it was stored; resume the upload.")
     dataset.file.name, dataset.sha256 = name, digest
     try:
-        with transaction.atomic():
-            dataset.save()
-            Upload.objects.filter(pk=upload.pk).update(
-                status=UploadStatus.COMPLETE,
-                offset=upload.length,
-                dataset=dataset,
-                updated_at=timezone.now(),
-            )
+        _record_completion(upload, dataset)
     except Exception:
         store.delete(name)
         raise
     store.InputCache.default().adopt(partial, digest, suffix=Path(upload.filename).suffix)
     upload.status, upload.offset, upload.dataset = UploadStatus.COMPLETE, upload.length, dataset
     return upload
+
+
+def _record_completion(upload: Upload, dataset: Dataset) -> None:
+    """Save the new Dataset and mark the upload complete, in one transaction."""
+    with transaction.atomic():
+        dataset.save()
+        Upload.objects.filter(pk=upload.pk).update(
+            status=UploadStatus.COMPLETE,
+            offset=upload.length,
+            dataset=dataset,
+            updated_at=timezone.now(),
+        )
 
 
 def _new_dataset(upload: Upload, size: int, digest: str) -> Dataset:
