@@ -96,7 +96,10 @@ def run_correlate(
         The number of files sets the number of regions.
     output_path
         HDF5 file: per region ``/region_<k>/porosity``, ``/material_density``,
-        ``/electrode_fraction`` (registered onto the Compton grid), ``/cathode_mask`` (uint8 on
+        ``/electrode_fraction``, ``/non_solid_fraction`` (registered onto the Compton grid;
+        the last is 1 - material density, the pores plus the electrolyte beside the electrode
+        in the pixel's column, which a masked ``compton --porosity`` run takes),
+        ``/cathode_mask`` (uint8 on
         the Compton grid, 1 where ``electrode_fraction >= cathode_fraction``: the registered
         XCT cathode footprint that a masked ``compton --mask`` run uses), ``/overlay``
         (porosity times the Compton mask), ``/li_stoichiometry``,
@@ -216,6 +219,9 @@ def run_correlate(
                 f"/{name}/porosity": porosity,
                 f"/{name}/material_density": density_reg,
                 f"/{name}/electrode_fraction": fraction_reg,
+                # what compton's electrolyte/binder correction takes (``porosity``): the pores
+                # plus the electrolyte beside the electrode in the pixel's column
+                f"/{name}/non_solid_fraction": np.clip(1.0 - density_reg, 0.0, 1.0),
                 f"/{name}/cathode_mask": cathode.astype(np.uint8),
                 f"/{name}/overlay": over,
                 f"/{name}/li_stoichiometry": li,

@@ -36,6 +36,12 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.django_db(t
 
 POROSITY_TOL = 0.04
 LI_TOL = 0.05
+# The masked stage with the electrolyte/binder correction against the planted cathode Li: its
+# stated uncertainty (3 li_total_sigma: counting, calibration, energy scale, resolution) plus
+# the two biases the chain does not correct, CdZnTe hole tailing (1 % of the photons: S -1.2 %)
+# and charge sharing (S -2.6 %), together -0.040 in 1 - x at S = 2.4 (docs/compton_corrections.md)
+# and 0.01 for what the registered non-solid map misses at the footprint's edge.
+LI_BIAS_ALLOWANCE = 0.05
 
 
 @pytest.fixture(scope="module")
@@ -55,8 +61,12 @@ def _finished(job_id):
 
 
 def test_small_twin_end_to_end(celery_worker_process, twin_dir, owner, project, api_as, client_as):
+    import h5py
+    import numpy as np
     from catalogue.management.commands.import_beamtime import import_beamtime
+    from jobs import reports
     from jobs.models import Result
+    from projects import store
 
     truth = json.loads((twin_dir / "ground_truth.json").read_text())
     summary = import_beamtime(twin_dir, project=project, user=owner)
@@ -86,11 +96,13 @@ def test_small_twin_end_to_end(celery_worker_process, twin_dir, owner, project, 
     for key, cell_truth in truth["cells"].items():  # every Li first, for the log
         for res in Result.objects.filter(cell=cells[cell_truth["name"]], kind="compton"):
             planted = cell_truth["xcsi"][res.charge_state.state][str(res.region)]
+            matrix = res.summary.get("matrix_correction") or {}
             print(
                 f"{key} {res.charge_state.state} r{res.region} "
                 f"{'masked' if res.summary['mask']['given'] else 'whole'}: Li "
-                f"{res.summary['li_total']:.3f}, whole-field expected "
-                f"{planted['li_summed_expected']:.3f}, footprint expected "
+                f"{res.summary['li_total']:.3f} +- {res.summary['li_total_sigma']:.3f}"
+                f" (before the electrolyte correction {matrix.get('li_total_measured', math.nan):.3f})"
+                f", whole-field expected {planted['li_summed_expected']:.3f}, footprint expected "
                 f"{planted['li_footprint_expected']:.3f}, planted cathode {planted['li_mean']:.3f}, "
                 f"pixels {res.summary['mask']['pixels_inside']}"
             )
@@ -115,11 +127,50 @@ def test_small_twin_end_to_end(celery_worker_process, twin_dir, owner, project, 
             planted = cell_truth["xcsi"][state][region]
             masked = res.summary["mask"]["given"]
             (li_masked if masked else li)[(state, res.region)] = res.summary["li_total"]
-            expected = planted["li_footprint_expected" if masked else "li_summed_expected"]
-            checks.append((key, state, region, masked, res.summary["li_total"], expected))
-        for key_, state, region, masked, value, expected in checks:
-            assert value == pytest.approx(expected, abs=LI_TOL), (key_, state, region, masked)
+            if not masked:
+                checks.append(
+                    (state, region, res.summary["li_total"], planted["li_summed_expected"])
+                )
+                continue
+            # the masked stage: the electrolyte/binder correction applied (the twin's samples
+            # record 90:5:5), the Li before it matches the closed form over the footprint, the
+            # corrected Li the planted cathode Li within its stated uncertainty
+            matrix = res.summary["matrix_correction"]
+            assert matrix is not None, (key, state, region)
+            assert matrix["composition_nmc_carbon_binder"] == pytest.approx([0.9, 0.05, 0.05])
+            assert matrix["delta_li"] > 0, (key, state, region)
+            before = matrix["li_total_measured"]
+            checks.append((state, region, before, planted["li_footprint_expected"]))
+            tol = 3 * res.summary["li_total_sigma"] + LI_BIAS_ALLOWANCE
+            assert res.summary["li_total"] == pytest.approx(planted["li_mean"], abs=tol), (
+                key,
+                state,
+                region,
+            )
+        for state, region, value, expected in checks:
+            assert value == pytest.approx(expected, abs=LI_TOL), (key, state, region)
         assert len(li) == 6 and len(li_masked) == 6
+        # per-pixel Li (masked, corrected) against the registered porosity: the null cell (SC,
+        # Li planted independent of porosity) shows no correlation beyond 3 / sqrt(n) in
+        # discharged region 1 (the engine's twin test, tests/engine/test_twin.py, does the same
+        # on the planted maps); the DIT cell, planted following porosity, a significant one
+        correlate = {r.charge_state.state: r for r in results if r.kind == "correlate"}
+        for res in results:
+            if not (res.kind == "compton" and res.summary["mask"]["given"]):
+                continue
+            if (res.charge_state.state, res.region) != ("discharged", 1):
+                continue
+            li_map = reports._read_map(res, "li_stoichiometry")
+            with h5py.File(store.local_path(correlate["discharged"].output_file), "r") as f:
+                porosity = f["/region_1/porosity"][()]
+            ok = np.isfinite(li_map) & np.isfinite(porosity)
+            r = float(np.corrcoef(li_map[ok], porosity[ok])[0, 1])
+            bound = 3 / math.sqrt(int(ok.sum()))
+            print(f"{key} discharged r1: per-pixel r(Li, porosity) {r:.3f}, bound {bound:.3f}")
+            if key == "dit":
+                assert r > bound
+            else:
+                assert abs(r) < bound, r
         for (state, r), value in li_masked.items():
             planted = cell_truth["xcsi"][state][str(r)]["li_mean"]
             assert abs(value - planted) < abs(li[(state, r)] - planted), (key, state, r)
@@ -156,8 +207,6 @@ def test_small_twin_end_to_end(celery_worker_process, twin_dir, owner, project, 
 
     # the cell comparison report: Table 1 rows (porosity, tau and D per region and
     # direction) and S / Li per region and state, as the page renders them
-    from jobs import reports
-
     lines = []
     for key, cell_truth in truth["cells"].items():
         cell = cells[cell_truth["name"]]
@@ -183,14 +232,17 @@ def test_small_twin_end_to_end(celery_worker_process, twin_dir, owner, project, 
         assert len(li_rows) == 6
         for row in li_rows:
             region = cell_truth["xcsi"][row["state"]][str(row["region"])]
-            planted = region["li_footprint_expected"]
+            planted = region["li_mean"]
             assert row["stage"] == "masked"
-            assert row["s"] is not None and row["li"] == pytest.approx(planted, abs=LI_TOL)
+            assert row["electrolyte_correction"] == "applied"
+            assert row["delta_li_electrolyte"] > 0
+            tol = 3 * row["li_sigma"] + LI_BIAS_ALLOWANCE
+            assert row["s"] is not None and row["li"] == pytest.approx(planted, abs=tol)
             assert row["li_unmasked"] == pytest.approx(region["li_summed_expected"], abs=LI_TOL)
             lines.append(
                 f"{key} {row['state']:10s} r{row['region']} S {row['s']:.4f} Li {row['li']:.3f}"
-                f" (footprint {planted:.3f}, cathode {region['li_mean']:.3f}; whole field "
-                f"{row['li_unmasked']:.3f})"
+                f" (cathode {planted:.3f}, electrolyte correction "
+                f"{row['delta_li_electrolyte']:+.3f}; whole field {row['li_unmasked']:.3f})"
             )
         page = client_as(owner).get(f"/jobs/cells/{cell.pk}/report/")
         assert page.status_code == 200
