@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from analysis_engine.compton.geometry import geometry_from_mapping
 from analysis_engine.correlation.correlate import (
     correlate_maps,
     correlation_figure,
@@ -22,7 +23,7 @@ from analysis_engine.correlation.correlate import (
     overlay,
 )
 from analysis_engine.errors import EngineInputError
-from analysis_engine.io.common import open_hdf5, require_dataset, write_hdf5
+from analysis_engine.io.common import open_hdf5, read_json, require_dataset, write_hdf5
 from analysis_engine.parameters import Command
 from analysis_engine.registration.align import (
     DEFAULT_MIN_QUALITY,
@@ -79,6 +80,7 @@ def run_correlate(
     compton_pixel_um: float = COMPTON_PIXEL_UM,
     transforms: Sequence | dict | str | None = None,
     allow_scale: bool = True,
+    geometry: dict | str | None = None,
     min_quality: float = DEFAULT_MIN_QUALITY,
     n_bins: int = 8,
     cathode_fraction: float = DEFAULT_CATHODE_FRACTION,
@@ -118,6 +120,11 @@ def run_correlate(
     allow_scale, min_quality
         As for :func:`analysis_engine.registration.commands.run_register`; a region whose
         registration fails raises.
+    geometry
+        The XCS-I pinhole geometry (as for ``compton --geometry``: a mapping or a JSON file).
+        When given, the Compton pixel at the sample is known from the magnification, pitch *
+        sample_to_pinhole / pinhole_to_detector: it replaces ``compton_pixel_um`` and the
+        registration scale is fixed at 1 (``allow_scale`` is not used).
     n_bins
         Bins of the porosity-Li trend.
     cathode_fraction
@@ -146,6 +153,16 @@ def run_correlate(
         raise EngineInputError(
             f"cathode_fraction must be a volume fraction in (0, 1], got {cathode_fraction}"
         )
+    pixel_source = "given"
+    if geometry is not None:
+        geo = (
+            geometry_from_mapping(geometry)
+            if isinstance(geometry, dict)
+            else geometry_from_mapping(read_json(geometry, what="geometry file"))
+        )
+        compton_pixel_um = 1000.0 * geo.pixel_at_sample_mm
+        allow_scale = False
+        pixel_source = "pinhole magnification (pitch * sample_to_pinhole / pinhole_to_detector)"
     compton_paths = list(compton_paths)
     if not compton_paths:
         raise EngineInputError("give one Compton map file per depth region (at least one)")
@@ -255,6 +272,8 @@ def run_correlate(
         "porosity_by_region": maps.porosity_by_region.tolist(),
         "voxel_size_um": voxel,
         "compton_pixel_um": compton_pixel_um,
+        "compton_pixel_source": pixel_source,
+        "scale_fitted": bool(allow_scale),
         "cathode_fraction": cathode_fraction,
     }
     report(0.95, f"writing {Path(output_path).name}")

@@ -346,7 +346,9 @@ def _plan_correlations(
     also takes ``/region_<k>/non_solid_fraction`` as its ``porosity``: the electrolyte, carbon
     and binder correction, as ``compton --porosity --composition`` applies it. Without a
     composition the stage runs without the correction, and its result says so
-    (``matrix_correction`` is null; the report marks it "not applied").
+    (``matrix_correction`` is null; the report marks it "not applied"). Correlate gets the
+    pinhole geometry of the Compton data's beamtime, when recorded, so that the registration
+    scale is fixed from the magnification (:func:`_correlate_parameters`).
     """
     xct: dict[int | None, tuple[int, int]] = {}
     compton: dict[int | None, list[tuple[int, int]]] = {}
@@ -367,7 +369,7 @@ def _plan_correlations(
             JoinPlan(
                 kind="correlate",
                 sources=[segment, *sources],
-                parameters=_stage_parameters("correlate", parameters),
+                parameters=_correlate_parameters(parameters, first.dataset),
                 charge_state_id=state,
                 label=f"Correlate Li with porosity ({state_name or 'cell'}, "
                 f"{len(sources)} regions)",
@@ -389,6 +391,16 @@ def _plan_correlations(
                     label=f"{stage.label}, cathode footprint only",
                 )
             )
+
+
+def _correlate_parameters(parameters: dict, compton_dataset) -> dict:
+    """Correlate's options, with the pinhole geometry of the Compton data's beamtime (when it
+    records one and the options give none): the engine then fixes the registration scale
+    from the magnification instead of fitting it."""
+    params = _stage_parameters("correlate", parameters)
+    if "geometry" in registry.allowed_parameters(registry.get_kind("correlate")):
+        params = with_beamtime_options({"geometry"}, compton_dataset, params)
+    return params
 
 
 def _masked_parameters(parameters: dict, position: int, composition: list[float] | None) -> dict:

@@ -54,3 +54,22 @@ def test_result_label_says_whether_the_correction_was_applied():
     assert figures.electrolyte_label(applied).endswith("applied: delta Li +0.099")
     assert figures.electrolyte_correction({"matrix_correction": None}) == ("not applied", None)
     assert "not applied" in figures.electrolyte_label({})
+
+
+def test_correlate_takes_the_pinhole_geometry_of_the_compton_beamtime():
+    from jobs import engine_registry as registry
+
+    geometry = {"beam_axis": "col", "incident_energy_kev": 115.0, "pinhole_to_detector_mm": 150.0,
+                "pixel_pitch_mm": 0.25, "sample_to_pinhole_mm": 160.0,
+                "scattering_angle_deg": 90.0}  # fmt: skip
+    beamtime = SimpleNamespace(instrument_geometry=lambda: geometry)
+    dataset = SimpleNamespace(beamtime=beamtime)
+    params = planning._correlate_parameters({"correlate": {"n_bins": 6}}, dataset)
+    assert params["geometry"] == geometry and params["n_bins"] == 6
+    # the job's parameters validate as they are (the geometry is an object option)
+    assert registry.clean_parameters(registry.get_kind("correlate"), params)["geometry"] == geometry
+    # no geometry recorded: correlate keeps its own options (free scale unless told otherwise)
+    bare = SimpleNamespace(beamtime=SimpleNamespace(instrument_geometry=lambda: None))
+    assert "geometry" not in planning._correlate_parameters({}, bare)
+    own = planning._correlate_parameters({"correlate": {"allow_scale": False}}, bare)
+    assert own == {"allow_scale": False}
