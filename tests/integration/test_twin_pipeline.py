@@ -12,9 +12,13 @@ are checked against ``ground_truth.json``:
   noise-free summed spectrum (charge sharing biases S by about -2.6 %; measured -0.002 ..
   -0.028), discharged > charged in every region and the DIT discharged gradient region 1 >
   region 3; the masked compton stage (inside correlate's registered cathode footprint, registration scale
-  fixed as the twin's ``pipeline_parameters`` say) within 0.05 of the same closed form over the
-  planted footprint (``li_footprint_expected``; measured -0.003 .. -0.033) and closer to the
-  planted cathode Li than the whole field in every region and state;
+  fixed as the twin's ``pipeline_parameters`` say) before its electrolyte/binder correction
+  within 0.05 of the same closed form over the planted footprint (``li_footprint_expected``;
+  measured -0.003 .. -0.033), and after it (registered non-solid fraction, the sample's
+  90:5:5 from the catalogue) the planted cathode Li within 3 stated sigma + 0.01 and closer to
+  it than before the correction and than the whole field, in every region and state;
+- the null cell (SC) shows no per-pixel Li-porosity correlation beyond 3 / sqrt(n) in the
+  corrected masked Li map of discharged region 1, the DIT cell a significant one;
 - tortuosity (transport table): DIT through-plane below in-plane in every region (vertical
   channels joined by sparse bridges), both finite (measured through 1.25 / 1.45 / 3.0,
   in-plane 7 - 12; paper Table 1: 1.1 / 2.3 / 2.8 and 8.7 / 10.5 / 11.2); SC (a calendered
@@ -37,11 +41,14 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.django_db(t
 POROSITY_TOL = 0.04
 LI_TOL = 0.05
 # The masked stage with the electrolyte/binder correction against the planted cathode Li: its
-# stated uncertainty (3 li_total_sigma: counting, calibration, energy scale, resolution) plus
-# the two biases the chain does not correct, CdZnTe hole tailing (1 % of the photons: S -1.2 %)
-# and charge sharing (S -2.6 %), together -0.040 in 1 - x at S = 2.4 (docs/compton_corrections.md)
-# and 0.01 for what the registered non-solid map misses at the footprint's edge.
-LI_BIAS_ALLOWANCE = 0.05
+# stated uncertainty, 3 li_total_sigma (counting, calibration, energy scale, resolution; 0.002 -
+# 0.005 charged, 0.020 - 0.028 discharged), plus 0.01 for the registered footprint and
+# non-solid map at the electrode's edge. Measured on this twin (seed 0): every region within
+# 2.1 sigma (DIT discharged -0.058 / -0.051 / -0.035 at sigma 0.028 / 0.026 / 0.020; charged
+# within 0.012). The uncorrected hole tailing and charge sharing (S -1.2 % and -2.6 %, about
+# -0.04 in 1 - x at S = 2.4, docs/compton_corrections.md) stay inside that sigma, whose
+# calibration term dominates in the discharged state.
+LI_BIAS_ALLOWANCE = 0.01
 
 
 @pytest.fixture(scope="module")
@@ -138,8 +145,13 @@ def test_small_twin_end_to_end(celery_worker_process, twin_dir, owner, project, 
             matrix = res.summary["matrix_correction"]
             assert matrix is not None, (key, state, region)
             assert matrix["composition_nmc_carbon_binder"] == pytest.approx([0.9, 0.05, 0.05])
-            assert matrix["delta_li"] > 0, (key, state, region)
             before = matrix["li_total_measured"]
+            assert matrix["delta_li"] == pytest.approx(res.summary["li_total"] - before)
+            # the correction brings every region closer to the planted cathode Li (it raises
+            # discharged S, above the other phases' 1.6, and lowers charged S, below it)
+            assert abs(res.summary["li_total"] - planted["li_mean"]) < abs(
+                before - planted["li_mean"]
+            ), (key, state, region)
             checks.append((state, region, before, planted["li_footprint_expected"]))
             tol = 3 * res.summary["li_total_sigma"] + LI_BIAS_ALLOWANCE
             assert res.summary["li_total"] == pytest.approx(planted["li_mean"], abs=tol), (
@@ -235,7 +247,7 @@ def test_small_twin_end_to_end(celery_worker_process, twin_dir, owner, project, 
             planted = region["li_mean"]
             assert row["stage"] == "masked"
             assert row["electrolyte_correction"] == "applied"
-            assert row["delta_li_electrolyte"] > 0
+            assert row["delta_li_electrolyte"] != 0
             tol = 3 * row["li_sigma"] + LI_BIAS_ALLOWANCE
             assert row["s"] is not None and row["li"] == pytest.approx(planted, abs=tol)
             assert row["li_unmasked"] == pytest.approx(region["li_summed_expected"], abs=LI_TOL)
