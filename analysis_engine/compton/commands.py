@@ -38,7 +38,7 @@ from analysis_engine.compton.kinematics import (
     compton_energy_kev,
     energy_from_pz,
 )
-from analysis_engine.compton.matrix import matrix_model
+from analysis_engine.compton.matrix import DEFAULT_COMPOSITION, CellComposition, matrix_model
 from analysis_engine.compton.peakfit import fit_compton_peaks
 from analysis_engine.compton.profile import (
     DEFAULT_HIGH_WINDOW_AU,
@@ -54,6 +54,29 @@ from analysis_engine.parameters import Command
 __all__ = ["COMMANDS", "run_compton", "run_compton_calibrate", "run_compton_calibrate_spectra"]
 
 Progress = Callable[[float, str], None]
+
+
+def _composition(composition: Any, porosity_given: bool) -> CellComposition:
+    if composition is None:
+        return DEFAULT_COMPOSITION
+    if not porosity_given:
+        raise EngineInputError(
+            "composition applies to the electrolyte/binder correction: give a porosity map too"
+        )
+    try:
+        ratios = [float(v) for v in composition]
+    except (TypeError, ValueError):
+        raise EngineInputError(
+            f"composition must be three weight ratios NMC, carbon, binder (e.g. 90 5 5), "
+            f"got {composition!r}"
+        ) from None
+    if len(ratios) != 3 or min(ratios) < 0 or not np.isfinite(ratios).all() or sum(ratios) <= 0:
+        raise EngineInputError(
+            f"composition must be three weight ratios NMC, carbon, binder >= 0 (e.g. 90 5 5), "
+            f"got {composition!r}"
+        )
+    total = sum(ratios)
+    return CellComposition(*(r / total for r in ratios))
 
 
 def _mask_array(mask: Any, shape: tuple[int, int]) -> np.ndarray:
@@ -166,6 +189,7 @@ def run_compton(
     resolution_fwhm: str | os.PathLike | np.ndarray | None = None,
     reference_fwhm_kev: float | None = DEFAULT_REFERENCE_FWHM_KEV,
     porosity: str | os.PathLike | np.ndarray | None = None,
+    composition: tuple[float, ...] | None = None,
     calibration: LinearCalibration | tuple[float, float] | str | None = None,
     calibration_points: str | Sequence[tuple[float, float]] | None = None,
     attenuation: float = 1.0,
@@ -223,8 +247,13 @@ def run_compton(
         Common resolution S refers to (keV at the middle angle; default 1.1 keV); None: the
         broadest pixel. Maps and calibrations must use the same value.
     porosity : path or array, optional
-        Pore volume fraction per pixel (rows x cols), e.g. the registered XCT map: S is
-        corrected for electrolyte, carbon and binder scatter (free-atom model).
+        Non-solid volume fraction per pixel (rows x cols, 0..1): the pores plus any
+        electrolyte beside the electrode in the pixel's column, e.g. correlate's registered
+        ``/region_<k>/non_solid_fraction``. S is corrected for electrolyte, carbon and binder
+        scatter (free-atom model, docs/compton_corrections.md).
+    composition : (nmc, carbon, binder) weight ratios, optional
+        Solid composition of the cathode for the porosity correction, e.g. ``90 5 5`` (scaled
+        to sum to 1); default the paper's slurry, 90 : 5 : 5. Needs ``porosity``.
     calibration : LinearCalibration, (A, B), "A,B", a calibration JSON path or None
         ``S = A + B (1 - x)``; default the paper's Table 2 fit, 0.650 + 2.309 (1 - x). A
         ``.json`` path reads a calibration written by ``compton-calibrate``.
@@ -275,8 +304,10 @@ def run_compton(
         ``pixels_bad``, ``counts_total``, ``peak_center_kev``, ``peak_fwhm_kev``,
         ``calibration`` (with ``is_default``), ``geometry``, ``background``,
         ``resolution_correction``, ``energy_scale`` (``refined``; with refinement the mean and
-        spread of the offsets and the pixels that took the median), ``matrix_correction``,
-        ``attenuation``, windows.
+        spread of the offsets and the pixels that took the median), ``matrix_correction``
+        (None without a porosity map; else the model's window fractions, the composition,
+        ``li_total_measured`` before the correction and ``delta_li``, its change of
+        ``li_total``), ``attenuation``, windows.
 
     Raises
     ------
@@ -331,6 +362,7 @@ def run_compton(
         | (porosity_map[np.isfinite(porosity_map)] > 1)
     ):
         raise EngineInputError("porosity map values must be pore fractions within 0..1")
+    cell_composition = _composition(composition, porosity_map is not None)
     bg = _background(background, n_bins)
     corrections_on = geo is not None or not (isinstance(bg, str) and bg == "none")
     if klein_nishina and (corrections_on or fwhm_map is not None):
@@ -431,6 +463,7 @@ def run_compton(
     matrix_info: dict[str, Any] | None = None
     if porosity_map is not None:
         model = matrix_model(
+            composition=cell_composition,
             resolution_fwhm_kev=float(smap.reference_fwhm_kev)
             if smap is not None and smap.reference_fwhm_kev
             else 0.8,
@@ -440,7 +473,16 @@ def run_compton(
         phi = np.where(np.isfinite(porosity_map), porosity_map, 0.0)
         s_pixel, non_cathode = model.cathode_s(low_i, high_i, phi)
         s_pixel = np.where(np.isfinite(s_raw), s_pixel, np.nan)
-        matrix_info = {**model.as_dict(), "model": "free-atom (xraylib) electron-weighted"}
+        matrix_info = {
+            **model.as_dict(),
+            "model": "free-atom (xraylib) electron-weighted",
+            "composition_nmc_carbon_binder": [
+                cell_composition.nmc_weight_fraction,
+                cell_composition.carbon_weight_fraction,
+                cell_composition.binder_weight_fraction,
+            ],
+            "composition_source": "given" if composition is not None else "default 90:5:5",
+        }
 
     valid = inside & np.isfinite(s_pixel)
     flags[~inside] |= FLAG_OUTSIDE_MASK
@@ -588,6 +630,13 @@ def run_compton(
     datasets["/flags"] = flags
 
     li_total = float(calib.stoichiometry(s_total))
+    if matrix_info is not None:
+        # the correction's size: the region's S and Li without it (same pixels, same sums)
+        s_measured = float(np.sum(low_i[valid]) / np.sum(high_i[valid])) * attenuation
+        matrix_info["s_total_measured"] = s_measured
+        matrix_info["li_total_measured"] = float(calib.stoichiometry(s_measured))
+        matrix_info["delta_li"] = li_total - matrix_info["li_total_measured"]
+        matrix_info["non_cathode_fraction_mean"] = float(np.mean(non_cathode[valid]))
     summary: dict[str, Any] = {
         "s_total": s_total,
         "s_total_sigma": s_total_sigma,

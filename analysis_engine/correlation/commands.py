@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from analysis_engine.compton.geometry import geometry_from_mapping
 from analysis_engine.correlation.correlate import (
     correlate_maps,
     correlation_figure,
@@ -22,7 +23,7 @@ from analysis_engine.correlation.correlate import (
     overlay,
 )
 from analysis_engine.errors import EngineInputError
-from analysis_engine.io.common import open_hdf5, require_dataset, write_hdf5
+from analysis_engine.io.common import open_hdf5, read_json, require_dataset, write_hdf5
 from analysis_engine.parameters import Command
 from analysis_engine.registration.align import (
     DEFAULT_MIN_QUALITY,
@@ -79,6 +80,7 @@ def run_correlate(
     compton_pixel_um: float = COMPTON_PIXEL_UM,
     transforms: Sequence | dict | str | None = None,
     allow_scale: bool = True,
+    geometry: dict | str | None = None,
     min_quality: float = DEFAULT_MIN_QUALITY,
     n_bins: int = 8,
     cathode_fraction: float = DEFAULT_CATHODE_FRACTION,
@@ -96,7 +98,10 @@ def run_correlate(
         The number of files sets the number of regions.
     output_path
         HDF5 file: per region ``/region_<k>/porosity``, ``/material_density``,
-        ``/electrode_fraction`` (registered onto the Compton grid), ``/cathode_mask`` (uint8 on
+        ``/electrode_fraction``, ``/non_solid_fraction`` (registered onto the Compton grid;
+        the last is 1 - material density, the pores plus the electrolyte beside the electrode
+        in the pixel's column, which a masked ``compton --porosity`` run takes),
+        ``/cathode_mask`` (uint8 on
         the Compton grid, 1 where ``electrode_fraction >= cathode_fraction``: the registered
         XCT cathode footprint that a masked ``compton --mask`` run uses), ``/overlay``
         (porosity times the Compton mask), ``/li_stoichiometry``,
@@ -115,6 +120,11 @@ def run_correlate(
     allow_scale, min_quality
         As for :func:`analysis_engine.registration.commands.run_register`; a region whose
         registration fails raises.
+    geometry
+        The XCS-I pinhole geometry (as for ``compton --geometry``: a mapping or a JSON file).
+        When given, the Compton pixel at the sample is known from the magnification, pitch *
+        sample_to_pinhole / pinhole_to_detector: it replaces ``compton_pixel_um`` and the
+        registration scale is fixed at 1 (``allow_scale`` is not used).
     n_bins
         Bins of the porosity-Li trend.
     cathode_fraction
@@ -143,6 +153,16 @@ def run_correlate(
         raise EngineInputError(
             f"cathode_fraction must be a volume fraction in (0, 1], got {cathode_fraction}"
         )
+    pixel_source = "given"
+    if geometry is not None:
+        geo = (
+            geometry_from_mapping(geometry)
+            if isinstance(geometry, dict)
+            else geometry_from_mapping(read_json(geometry, what="geometry file"))
+        )
+        compton_pixel_um = 1000.0 * geo.pixel_at_sample_mm
+        allow_scale = False
+        pixel_source = "pinhole magnification (pitch * sample_to_pinhole / pinhole_to_detector)"
     compton_paths = list(compton_paths)
     if not compton_paths:
         raise EngineInputError("give one Compton map file per depth region (at least one)")
@@ -216,6 +236,9 @@ def run_correlate(
                 f"/{name}/porosity": porosity,
                 f"/{name}/material_density": density_reg,
                 f"/{name}/electrode_fraction": fraction_reg,
+                # what compton's electrolyte/binder correction takes (``porosity``): the pores
+                # plus the electrolyte beside the electrode in the pixel's column
+                f"/{name}/non_solid_fraction": np.clip(1.0 - density_reg, 0.0, 1.0),
                 f"/{name}/cathode_mask": cathode.astype(np.uint8),
                 f"/{name}/overlay": over,
                 f"/{name}/li_stoichiometry": li,
@@ -249,6 +272,8 @@ def run_correlate(
         "porosity_by_region": maps.porosity_by_region.tolist(),
         "voxel_size_um": voxel,
         "compton_pixel_um": compton_pixel_um,
+        "compton_pixel_source": pixel_source,
+        "scale_fitted": bool(allow_scale),
         "cathode_fraction": cathode_fraction,
     }
     report(0.95, f"writing {Path(output_path).name}")

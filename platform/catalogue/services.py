@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 
 from django.db.models import ProtectedError, RestrictedError
 from projects import store
@@ -96,6 +97,23 @@ def cell_engine_options(cell) -> dict[str, float]:
         if value is not None:
             out[option] = float(value) * factor
     return out
+
+
+_RATIOS = re.compile(
+    r"(?<![\w.])(\d+(?:\.\d+)?)\s*:\s*(\d+(?:\.\d+)?)\s*:\s*(\d+(?:\.\d+)?)(?![\w.:])"
+)
+
+
+def cathode_composition(cell) -> list[float] | None:
+    """The (active material, carbon, binder) weight ratios of ``cell``'s cathode, from the
+    sample's ``composition`` ("NMC811:C65:PVDF 90:5:5" or "90:5:5", in that order), or None
+    when the catalogue does not record three ratios (then no default is assumed)."""
+    text = getattr(getattr(cell, "cathode", None), "composition", "") or ""
+    found = _RATIOS.findall(text)
+    if len(found) != 1:
+        return None
+    ratios = [float(v) for v in found[0]]
+    return ratios if sum(ratios) > 0 else None
 
 
 def with_catalogue_options(accepted, cell, parameters: dict) -> dict:

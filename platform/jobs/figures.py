@@ -347,12 +347,17 @@ def _compton_figures(f: ResultContents, summary) -> dict:
         ("background_per_kev", "Background subtracted under the peak", "counts/keV"),
         ("peak_fwhm_kev", "Fitted peak FWHM per pixel", "keV"),
         ("resolution_fwhm_kev", "Detector FWHM per pixel (given)", "keV"),
+        ("non_cathode_fraction", "Electron share of electrolyte, carbon and binder", "share"),
+        ("s_measured", "S-parameter before the electrolyte/binder correction", "S"),
     ):
         z = _get(f, name)
         if z is not None and z.ndim == 2:
             figs[name if name != "li_stoichiometry" else "li_map"] = _map_figure(
                 z, title=title, colorbar=bar
             )
+    if "li_map" in figs:
+        title = figs["li_map"]["layout"]["title"]["text"]
+        figs["li_map"]["layout"]["title"]["text"] = f"{title} ({electrolyte_label(summary)})"
     bins, summed = _get(f, "energy_bins"), _get(f, "summed_spectrum")
     if bins is not None and summed is not None and bins.shape == summed.shape:
         figs["spectrum"] = _line(
@@ -392,6 +397,26 @@ def summary_calibration(summary: Mapping[str, Any]) -> LinearCalibration:
         )
     except (KeyError, TypeError, ValueError, EngineInputError):
         return DEFAULT_CALIBRATION
+
+
+def electrolyte_correction(summary: Mapping[str, Any] | None) -> tuple[str, float | None]:
+    """("applied" or "not applied", delta Li) of a compton result's electrolyte, carbon and
+    binder correction (the engine's ``matrix_correction``; ``delta_li``: its change of
+    ``li_total``, None when not applied)."""
+    info = (summary or {}).get("matrix_correction")
+    if not isinstance(info, Mapping):
+        return "not applied", None
+    delta = info.get("delta_li")
+    return "applied", float(delta) if isinstance(delta, int | float) else None
+
+
+def electrolyte_label(summary: Mapping[str, Any]) -> str:
+    """The electrolyte, carbon and binder correction of a compton result, in words."""
+    state, delta = electrolyte_correction(summary)
+    if state != "applied":
+        return "electrolyte/carbon/binder correction not applied"
+    size = f": delta Li {delta:+.3f}" if delta is not None else ""
+    return f"electrolyte/carbon/binder correction applied{size}"
 
 
 def calibration_label(summary: Mapping[str, Any]) -> str:

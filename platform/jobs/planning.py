@@ -23,7 +23,7 @@ from datetime import timedelta
 from typing import Any
 
 from catalogue.models import Dataset
-from catalogue.services import with_beamtime_options, with_catalogue_options
+from catalogue.services import cathode_composition, with_beamtime_options, with_catalogue_options
 from django.conf import settings
 from django.db import models, transaction
 from django.db.models import Q
@@ -266,7 +266,11 @@ class CellPlan:
 
 
 def _stage_parameters(kind: str, parameters: dict) -> dict:
-    return registry.clean_parameters(registry.get_kind(kind), parameters.get(kind) or {})
+    params = registry.clean_parameters(registry.get_kind(kind), parameters.get(kind) or {})
+    if kind == "compton" and params.get("porosity") is None:
+        # the composition is for the masked stage's porosity correction (_masked_parameters)
+        params.pop("composition", None)
+    return params
 
 
 def plan_cell(cell, parameters: dict) -> CellPlan:
@@ -315,7 +319,9 @@ def plan_cell(cell, parameters: dict) -> CellPlan:
                 for i, kind in enumerate(kinds)
             ]
         )
-    _plan_correlations(plan, parameters)
+    given = (parameters.get("compton") or {}).get("composition")
+    composition = list(given) if given is not None else cathode_composition(cell)
+    _plan_correlations(plan, parameters, composition=composition)
     return plan
 
 
@@ -323,7 +329,9 @@ def _stage_index(chain_plan: list[StagePlan], kind: str) -> int | None:
     return next((i for i, s in enumerate(chain_plan) if s.kind == kind), None)
 
 
-def _plan_correlations(plan: CellPlan, parameters: dict) -> None:
+def _plan_correlations(
+    plan: CellPlan, parameters: dict, *, composition: list[float] | None = None
+) -> None:
     """One correlate stage per charge state that has Compton maps and a segmented XCT, then
     per region a masked compton stage inside that region's registered cathode footprint.
 
@@ -332,6 +340,15 @@ def _plan_correlations(plan: CellPlan, parameters: dict) -> None:
     and takes ``/region_<k>/cathode_mask`` of the correlate result as its ``mask`` (``k``: the
     region's place among the state's regions, as correlate numbers them); the reference is
     filled in by :func:`claim_ready_joins` once correlate has succeeded.
+
+    When the cathode's composition is known (``composition``: the catalogue's active : carbon :
+    binder weight ratios, or the compton parameters' own ``composition``), the masked stage
+    also takes ``/region_<k>/non_solid_fraction`` as its ``porosity``: the electrolyte, carbon
+    and binder correction, as ``compton --porosity --composition`` applies it. Without a
+    composition the stage runs without the correction, and its result says so
+    (``matrix_correction`` is null; the report marks it "not applied"). Correlate gets the
+    pinhole geometry of the Compton data's beamtime, when recorded, so that the registration
+    scale is fixed from the magnification (:func:`_correlate_parameters`).
     """
     xct: dict[int | None, tuple[int, int]] = {}
     compton: dict[int | None, list[tuple[int, int]]] = {}
@@ -352,7 +369,7 @@ def _plan_correlations(plan: CellPlan, parameters: dict) -> None:
             JoinPlan(
                 kind="correlate",
                 sources=[segment, *sources],
-                parameters=_stage_parameters("correlate", parameters),
+                parameters=_correlate_parameters(parameters, first.dataset),
                 charge_state_id=state,
                 label=f"Correlate Li with porosity ({state_name or 'cell'}, "
                 f"{len(sources)} regions)",
@@ -368,18 +385,38 @@ def _plan_correlations(plan: CellPlan, parameters: dict) -> None:
                     sources=[(ci, si - 1)] if si > 0 else [],
                     dataset=chain_plan[0].dataset if si == 0 else None,
                     after_joins=[correlate_index],
-                    parameters={
-                        **stage.parameters,
-                        "mask": {
-                            UPSTREAM_KEY: "correlate",
-                            "path": f"/region_{position}/cathode_mask",
-                        },
-                    },
+                    parameters=_masked_parameters(stage.parameters, position, composition),
                     charge_state_id=state,
                     region=stage.region,
                     label=f"{stage.label}, cathode footprint only",
                 )
             )
+
+
+def _correlate_parameters(parameters: dict, compton_dataset) -> dict:
+    """Correlate's options, with the pinhole geometry of the Compton data's beamtime (when it
+    records one and the options give none): the engine then fixes the registration scale
+    from the magnification instead of fitting it."""
+    params = _stage_parameters("correlate", parameters)
+    if "geometry" in registry.allowed_parameters(registry.get_kind("correlate")):
+        params = with_beamtime_options({"geometry"}, compton_dataset, params)
+    return params
+
+
+def _masked_parameters(parameters: dict, position: int, composition: list[float] | None) -> dict:
+    """The masked compton stage's options: the region's footprint as ``mask`` and, when the
+    composition is known, its non-solid fraction as ``porosity``."""
+    region = f"/region_{position}"
+    out = {**parameters, "mask": {UPSTREAM_KEY: "correlate", "path": f"{region}/cathode_mask"}}
+    if not {"porosity", "composition"} <= set(
+        registry.allowed_parameters(registry.get_kind("compton"))
+    ):
+        return {k: out[k] for k in sorted(out)}  # an engine without the correction
+    if out.get("composition") is None and composition is not None:
+        out["composition"] = list(composition)
+    if out.get("composition") is not None and out.get("porosity") is None:
+        out["porosity"] = {UPSTREAM_KEY: "correlate", "path": f"{region}/non_solid_fraction"}
+    return {k: out[k] for k in sorted(out)}
 
 
 def record_pipeline(

@@ -210,6 +210,8 @@ def _compton_values(cell) -> tuple[dict, dict]:
             "li_sigma": li_sigma,
             "stage": "masked" if is_masked(res) else "unmasked",
             "li_unmasked": _num(whole.summary, "li_total", "li_mean") if whole else None,
+            "electrolyte_correction": figures.electrolyte_correction(res.summary)[0],
+            "delta_li_electrolyte": figures.electrolyte_correction(res.summary)[1],
             "result": res.pk,
             # which calibration turned S into 1 - x (default: the paper's line), with its sigma
             "calibration": figures.calibration_label(res.summary),
@@ -356,6 +358,8 @@ def build_cell_report(cell, *, compare_methods: bool = True) -> dict[str, Any]:
                 "li_sigma": v["li_sigma"],
                 "stage": v["stage"],
                 "li_unmasked": v["li_unmasked"],
+                "electrolyte_correction": v["electrolyte_correction"],
+                "delta_li_electrolyte": v["delta_li_electrolyte"],
                 "calibration": v["calibration"],
                 "result": v["result"],
             }

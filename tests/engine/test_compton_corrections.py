@@ -544,3 +544,63 @@ def test_refined_energy_scale_removes_a_planted_per_pixel_offset(tmp_path):
     assert plain["energy_scale"] == {"refined": False}
     with pytest.raises(EngineInputError, match="refine_energy_scale"):
         run_compton(src, tmp_path / "x.h5", refine_energy_scale=True, fit_peaks=False)
+
+
+def test_porosity_correction_takes_the_cells_composition(tmp_path, pinhole_spectra):
+    """``composition`` sets the non-NMC electron share f of the electrolyte/binder correction.
+    Expected f written out here from the documented phases (weight ratios, densities 4.75 /
+    1.9 / 1.78 / 1.26 g/cm3, electrons per gram from Z and atomic masses); the summary's
+    ``delta_li`` is the change of li_total that the correction makes."""
+    import h5py
+
+    from analysis_engine.compton.commands import run_compton
+
+    d = pinhole_spectra
+    _write(tmp_path / "sp.h5", d["cube"][:1, :20], d["centres"])
+    phi = np.full((1, 20), 0.3)
+
+    def e_per_g(atoms):  # {Z: (count, atomic mass)}
+        return sum(z * n for z, (n, _) in atoms.items()) / sum(n * m for n, m in atoms.values())
+
+    nmc = e_per_g({3: (0.5, 6.94), 28: (0.8, 58.693), 25: (0.1, 54.938), 27: (0.1, 58.933),
+                   8: (2.0, 15.999)})  # fmt: skip
+    carbon = e_per_g({6: (1.0, 12.011)})
+    pvdf = e_per_g({6: (2.0, 12.011), 1: (2.0, 1.008), 9: (2.0, 18.998)})
+    el = e_per_g({3: (1.0, 6.94), 15: (1.0, 30.974), 9: (6.0, 18.998), 6: (40.0, 12.011),
+                  1: (67.0, 1.008), 8: (31.8, 15.999)})  # fmt: skip
+    fractions = {}
+    for ratios in ((90, 5, 5), (70, 15, 15)):
+        w = np.asarray(ratios) / sum(ratios)
+        volume = w[0] / 4.75 + w[1] / 1.9 + w[2] / 1.78
+        nmc_e = w[0] * nmc / volume
+        other_e = (w[1] * carbon + w[2] * pvdf) / volume
+        expected = (0.7 * other_e + 0.3 * 1.26 * el) / (0.7 * (nmc_e + other_e) + 0.3 * 1.26 * el)
+        out = tmp_path / f"c{ratios[0]}.h5"
+        summary = run_compton(
+            tmp_path / "sp.h5",
+            out,
+            geometry=PAPER_GEOMETRY.as_dict(),
+            fit_peaks=False,
+            porosity=phi,
+            composition=ratios,
+        )
+        with h5py.File(out, "r") as f:
+            f_map = f["non_cathode_fraction"][()]
+        assert np.nanmean(f_map) == pytest.approx(expected, rel=1e-3)
+        matrix = summary["matrix_correction"]
+        assert matrix["composition_nmc_carbon_binder"] == pytest.approx(list(w))
+        assert matrix["delta_li"] == pytest.approx(
+            summary["li_total"] - matrix["li_total_measured"], abs=1e-12
+        )
+        fractions[ratios] = expected
+    assert fractions[(70, 15, 15)] > fractions[(90, 5, 5)] + 0.05  # the test can tell them apart
+    # without a porosity map: no correction, and a composition alone is refused
+    plain = run_compton(tmp_path / "sp.h5", tmp_path / "p.h5", fit_peaks=False)
+    assert plain["matrix_correction"] is None
+    with pytest.raises(EngineInputError, match="porosity map"):
+        run_compton(tmp_path / "sp.h5", tmp_path / "q.h5", fit_peaks=False, composition=(9, 1, 1))
+    with pytest.raises(EngineInputError, match="three weight ratios"):
+        run_compton(
+            tmp_path / "sp.h5", tmp_path / "q.h5", fit_peaks=False, porosity=phi, composition=(1, 2)
+        )
+    assert not (tmp_path / "q.h5").exists()

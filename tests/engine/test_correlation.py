@@ -242,6 +242,22 @@ def test_run_correlate_writes_the_registered_cathode_footprint(tmp_path):
             np.testing.assert_array_equal(mask[clear] == 1, (distance < 20.0)[clear])
             assert mask.sum() == pytest.approx(np.pi * 20.0**2, rel=0.03)
             assert region["cathode_pixels"] == int(mask.sum())
+            # the non-solid share: the pores where the column is all electrode, 1 - density
+            non_solid = f[f"/region_{k}/non_solid_fraction"][()]
+            porosity = f[f"/region_{k}/porosity"][()]
+            inner = clear & (distance < 18.0)
+            np.testing.assert_allclose(non_solid[inner], porosity[inner], atol=0.02)
+            assert np.all(non_solid[clear & (distance > 21.0) & np.isfinite(non_solid)] > 0.98)
+    # the pinhole magnification fixes the Compton pixel at the sample: 0.25 mm * 162 / 150
+    # = 270 um, the test's planted scale, so the same footprint comes back
+    geometry = {"incident_energy_kev": 115.0, "scattering_angle_deg": 90.0,
+                "sample_to_pinhole_mm": 162.0, "pinhole_to_detector_mm": 150.0,
+                "pixel_pitch_mm": 0.25, "beam_axis": "col"}  # fmt: skip
+    fixed = run_correlate(xct, paths, tmp_path / "geo.h5", allow_scale=True, geometry=geometry)
+    assert fixed["compton_pixel_um"] == pytest.approx(270.0)
+    assert fixed["scale_fitted"] is False and fixed["compton_pixel_source"].startswith("pinhole")
+    for g, r in zip(fixed["regions"], summary["regions"], strict=True):
+        assert g["scale"] == 1.0 and g["cathode_pixels"] == r["cathode_pixels"]
     # a stricter footprint is smaller; a fraction outside (0, 1] is refused
     strict = run_correlate(xct, paths, tmp_path / "strict.h5", allow_scale=False,
                            cathode_fraction=0.95)  # fmt: skip

@@ -12,9 +12,13 @@ are checked against ``ground_truth.json``:
   noise-free summed spectrum (charge sharing biases S by about -2.6 %; measured -0.002 ..
   -0.028), discharged > charged in every region and the DIT discharged gradient region 1 >
   region 3; the masked compton stage (inside correlate's registered cathode footprint, registration scale
-  fixed as the twin's ``pipeline_parameters`` say) within 0.05 of the same closed form over the
-  planted footprint (``li_footprint_expected``; measured -0.003 .. -0.033) and closer to the
-  planted cathode Li than the whole field in every region and state;
+  fixed as the twin's ``pipeline_parameters`` say) before its electrolyte/binder correction
+  within 0.05 of the same closed form over the planted footprint (``li_footprint_expected``;
+  measured -0.003 .. -0.033), and after it (registered non-solid fraction, the sample's
+  90:5:5 from the catalogue) the planted cathode Li within 3 stated sigma + 0.01 and closer to
+  it than before the correction and than the whole field, in every region and state;
+- the per-pixel Li-porosity correlation of discharged region 1 is logged (not asserted: the
+  per-pixel correction does not yet leave the null cell uncorrelated, see the comment below);
 - tortuosity (transport table): DIT through-plane below in-plane in every region (vertical
   channels joined by sparse bridges), both finite (measured through 1.25 / 1.45 / 3.0,
   in-plane 7 - 12; paper Table 1: 1.1 / 2.3 / 2.8 and 8.7 / 10.5 / 11.2); SC (a calendered
@@ -36,6 +40,15 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.django_db(t
 
 POROSITY_TOL = 0.04
 LI_TOL = 0.05
+# The masked stage with the electrolyte/binder correction against the planted cathode Li: its
+# stated uncertainty, 3 li_total_sigma (counting, calibration, energy scale, resolution; 0.002 -
+# 0.005 charged, 0.020 - 0.028 discharged), plus 0.01 for the registered footprint and
+# non-solid map at the electrode's edge. Measured on this twin (seed 0): every region within
+# 2.1 sigma (DIT discharged -0.058 / -0.051 / -0.035 at sigma 0.028 / 0.026 / 0.020; charged
+# within 0.012). The uncorrected hole tailing and charge sharing (S -1.2 % and -2.6 %, about
+# -0.04 in 1 - x at S = 2.4, docs/compton_corrections.md) stay inside that sigma, whose
+# calibration term dominates in the discharged state.
+LI_BIAS_ALLOWANCE = 0.01
 
 
 @pytest.fixture(scope="module")
@@ -55,8 +68,12 @@ def _finished(job_id):
 
 
 def test_small_twin_end_to_end(celery_worker_process, twin_dir, owner, project, api_as, client_as):
+    import h5py
+    import numpy as np
     from catalogue.management.commands.import_beamtime import import_beamtime
+    from jobs import reports
     from jobs.models import Result
+    from projects import store
 
     truth = json.loads((twin_dir / "ground_truth.json").read_text())
     summary = import_beamtime(twin_dir, project=project, user=owner)
@@ -86,11 +103,13 @@ def test_small_twin_end_to_end(celery_worker_process, twin_dir, owner, project, 
     for key, cell_truth in truth["cells"].items():  # every Li first, for the log
         for res in Result.objects.filter(cell=cells[cell_truth["name"]], kind="compton"):
             planted = cell_truth["xcsi"][res.charge_state.state][str(res.region)]
+            matrix = res.summary.get("matrix_correction") or {}
             print(
                 f"{key} {res.charge_state.state} r{res.region} "
                 f"{'masked' if res.summary['mask']['given'] else 'whole'}: Li "
-                f"{res.summary['li_total']:.3f}, whole-field expected "
-                f"{planted['li_summed_expected']:.3f}, footprint expected "
+                f"{res.summary['li_total']:.3f} +- {res.summary['li_total_sigma']:.3f}"
+                f" (before the electrolyte correction {matrix.get('li_total_measured', math.nan):.3f})"
+                f", whole-field expected {planted['li_summed_expected']:.3f}, footprint expected "
                 f"{planted['li_footprint_expected']:.3f}, planted cathode {planted['li_mean']:.3f}, "
                 f"pixels {res.summary['mask']['pixels_inside']}"
             )
@@ -115,11 +134,66 @@ def test_small_twin_end_to_end(celery_worker_process, twin_dir, owner, project, 
             planted = cell_truth["xcsi"][state][region]
             masked = res.summary["mask"]["given"]
             (li_masked if masked else li)[(state, res.region)] = res.summary["li_total"]
-            expected = planted["li_footprint_expected" if masked else "li_summed_expected"]
-            checks.append((key, state, region, masked, res.summary["li_total"], expected))
-        for key_, state, region, masked, value, expected in checks:
-            assert value == pytest.approx(expected, abs=LI_TOL), (key_, state, region, masked)
+            if not masked:
+                checks.append(
+                    (state, region, res.summary["li_total"], planted["li_summed_expected"])
+                )
+                continue
+            # the masked stage: the electrolyte/binder correction applied (the twin's samples
+            # record 90:5:5), the Li before it matches the closed form over the footprint, the
+            # corrected Li the planted cathode Li within its stated uncertainty
+            matrix = res.summary["matrix_correction"]
+            assert matrix is not None, (key, state, region)
+            assert matrix["composition_nmc_carbon_binder"] == pytest.approx([0.9, 0.05, 0.05])
+            before = matrix["li_total_measured"]
+            assert matrix["delta_li"] == pytest.approx(res.summary["li_total"] - before)
+            # the correction brings every region closer to the planted cathode Li (it raises
+            # discharged S, above the other phases' 1.6, and lowers charged S, below it)
+            assert abs(res.summary["li_total"] - planted["li_mean"]) < abs(
+                before - planted["li_mean"]
+            ), (key, state, region)
+            checks.append((state, region, before, planted["li_footprint_expected"]))
+            tol = 3 * res.summary["li_total_sigma"] + LI_BIAS_ALLOWANCE
+            assert res.summary["li_total"] == pytest.approx(planted["li_mean"], abs=tol), (
+                key,
+                state,
+                region,
+            )
+        for state, region, value, expected in checks:
+            assert value == pytest.approx(expected, abs=LI_TOL), (key, state, region)
         assert len(li) == 6 and len(li_masked) == 6
+        # per-pixel Li (masked) against porosity in discharged region 1, logged for the record
+        # but not asserted: on the small twin the null cell (SC, Li planted independent of
+        # porosity) is not free of a Li-porosity correlation through the platform, neither
+        # before the electrolyte correction (r -0.21 against the planted porosity, the
+        # electrolyte's own share) nor after it (r +0.17: the per-pixel correction with the
+        # registered non-solid map overshoots), against a bound 3 / sqrt(n) = 0.083; the DIT
+        # cell's planted correlation (r +0.51 before) drops to +0.03. The region values above
+        # are what the correction is validated for (docs/compton_corrections.md).
+        correlate = {r.charge_state.state: r for r in results if r.kind == "correlate"}
+        with h5py.File(twin_dir / "truth_maps.h5", "r") as f:
+            planted_porosity = f[f"/{key}/porosity"][0]
+        for res in results:
+            if not (res.kind == "compton" and res.summary["mask"]["given"]):
+                continue
+            if (res.charge_state.state, res.region) != ("discharged", 1):
+                continue
+            li_map = reports._read_map(res, "li_stoichiometry")
+            s_measured = reports._read_map(res, "s_measured")
+            with h5py.File(store.local_path(correlate["discharged"].output_file), "r") as f:
+                porosity = f["/region_1/porosity"][()]
+            ok = np.isfinite(li_map) & np.isfinite(porosity) & np.isfinite(s_measured)
+            ok &= np.isfinite(planted_porosity)
+            r = float(np.corrcoef(li_map[ok], planted_porosity[ok])[0, 1])
+            r_before = float(np.corrcoef(s_measured[ok], planted_porosity[ok])[0, 1])
+            r_map = float(np.corrcoef(li_map[ok], porosity[ok])[0, 1])
+            r_map_before = float(np.corrcoef(s_measured[ok], porosity[ok])[0, 1])
+            bound = 3 / math.sqrt(int(ok.sum()))
+            print(
+                f"{key} discharged r1: per-pixel r(Li, planted porosity) {r:.3f} corrected, "
+                f"{r_before:.3f} before; r(Li, registered porosity) {r_map:.3f} corrected, "
+                f"{r_map_before:.3f} before; bound 3/sqrt(n) {bound:.3f} (n {int(ok.sum())})"
+            )
         for (state, r), value in li_masked.items():
             planted = cell_truth["xcsi"][state][str(r)]["li_mean"]
             assert abs(value - planted) < abs(li[(state, r)] - planted), (key, state, r)
@@ -156,8 +230,6 @@ def test_small_twin_end_to_end(celery_worker_process, twin_dir, owner, project, 
 
     # the cell comparison report: Table 1 rows (porosity, tau and D per region and
     # direction) and S / Li per region and state, as the page renders them
-    from jobs import reports
-
     lines = []
     for key, cell_truth in truth["cells"].items():
         cell = cells[cell_truth["name"]]
@@ -183,14 +255,17 @@ def test_small_twin_end_to_end(celery_worker_process, twin_dir, owner, project, 
         assert len(li_rows) == 6
         for row in li_rows:
             region = cell_truth["xcsi"][row["state"]][str(row["region"])]
-            planted = region["li_footprint_expected"]
+            planted = region["li_mean"]
             assert row["stage"] == "masked"
-            assert row["s"] is not None and row["li"] == pytest.approx(planted, abs=LI_TOL)
+            assert row["electrolyte_correction"] == "applied"
+            assert row["delta_li_electrolyte"] != 0
+            tol = 3 * row["li_sigma"] + LI_BIAS_ALLOWANCE
+            assert row["s"] is not None and row["li"] == pytest.approx(planted, abs=tol)
             assert row["li_unmasked"] == pytest.approx(region["li_summed_expected"], abs=LI_TOL)
             lines.append(
                 f"{key} {row['state']:10s} r{row['region']} S {row['s']:.4f} Li {row['li']:.3f}"
-                f" (footprint {planted:.3f}, cathode {region['li_mean']:.3f}; whole field "
-                f"{row['li_unmasked']:.3f})"
+                f" (cathode {planted:.3f}, electrolyte correction "
+                f"{row['delta_li_electrolyte']:+.3f}; whole field {row['li_unmasked']:.3f})"
             )
         page = client_as(owner).get(f"/jobs/cells/{cell.pk}/report/")
         assert page.status_code == 200
