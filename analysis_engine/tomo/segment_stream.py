@@ -36,7 +36,7 @@ import math
 import os
 import tempfile
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +50,7 @@ from analysis_engine.errors import EngineInputError
 from analysis_engine.tomo import segmentation as seg
 from analysis_engine.tomo.segmentation import (
     RegionPorosity,
+    SegmentationMeasures,
     Threshold,
     VolumeProfile,
     _axis,
@@ -76,30 +77,13 @@ def scratch_root(scratch_dir: str | os.PathLike | None = None) -> Path:
     return path
 
 
-@dataclass(frozen=True, eq=False)
-class StreamedSegmentation:
-    """What :func:`segment_streamed` measured; the masks went to the sinks.
-
-    Same fields as :class:`~analysis_engine.tomo.segmentation.SegmentationResult` without the
-    masks, plus ``shape`` and ``electrode_voxels``.
-    """
+@dataclass(frozen=True, eq=False, kw_only=True)
+class StreamedSegmentation(SegmentationMeasures):
+    """What :func:`segment_streamed` measured (:class:`SegmentationMeasures`); the masks went to
+    the sinks. Adds the volume's ``shape`` and its ``electrode_voxels``."""
 
     shape: tuple[int, int, int]
     electrode_voxels: int
-    mask_threshold: tuple[float, float]
-    pore_threshold: float
-    regions: RegionPorosity
-    profile: VolumeProfile
-    thickness_axis: int
-    parameters: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def porosity(self) -> float:
-        return self.regions.porosity
-
-    @property
-    def porosity_by_region(self) -> np.ndarray:
-        return self.regions.porosity_by_region
 
 
 @dataclass(frozen=True)

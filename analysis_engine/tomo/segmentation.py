@@ -43,6 +43,7 @@ from analysis_engine.errors import EngineInputError
 __all__ = [
     "RegionPorosity",
     "VolumeProfile",
+    "SegmentationMeasures",
     "SegmentationResult",
     "ball_closing",
     "ball_opening",
@@ -119,14 +120,12 @@ class VolumeProfile:
     material_fraction: np.ndarray
 
 
-@dataclass(frozen=True, eq=False)
-class SegmentationResult:
-    """Everything :func:`segment_electrode` derives from one grey-level volume.
+@dataclass(frozen=True, eq=False, kw_only=True)
+class SegmentationMeasures:
+    """What a segmentation measured, masks aside (shared by the whole-volume and blocked chains).
 
     Attributes
     ----------
-    electrode_mask, pore_mask : ndarray of bool, volume shape
-        Filled electrode volume; pores inside it.
     mask_threshold : tuple of float
         ``(low, high)`` grey levels that selected electrode material for the mask
         (``high`` is ``inf`` unless a casing class was excluded).
@@ -142,8 +141,6 @@ class SegmentationResult:
         The options used (for provenance).
     """
 
-    electrode_mask: np.ndarray
-    pore_mask: np.ndarray
     mask_threshold: tuple[float, float]
     pore_threshold: float
     regions: RegionPorosity
@@ -160,6 +157,21 @@ class SegmentationResult:
     def porosity_by_region(self) -> np.ndarray:
         """Porosity per depth region, region 1 first (fraction)."""
         return self.regions.porosity_by_region
+
+
+@dataclass(frozen=True, eq=False, kw_only=True)
+class SegmentationResult(SegmentationMeasures):
+    """Everything :func:`segment_electrode` derives from one grey-level volume: the
+    :class:`SegmentationMeasures` plus the masks.
+
+    Attributes
+    ----------
+    electrode_mask, pore_mask : ndarray of bool, volume shape
+        Filled electrode volume; pores inside it.
+    """
+
+    electrode_mask: np.ndarray
+    pore_mask: np.ndarray
 
 
 # --------------------------------------------------------------------------------------------
